@@ -1,0 +1,100 @@
+"""The `meterline` command line. Settings are built here, once, and passed down."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from meterline import __version__
+from meterline.errors import MeterlineError
+from meterline.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="meterline",
+    help=(
+        "Meter LLM token usage: applications emit usage events to Kafka, the worker prices "
+        "them and tracks team budgets, ClickHouse answers cost questions in SQL, and Slack "
+        "or email hear when a budget is crossed.\n\n"
+        "Settings come from METERLINE_* environment variables and meterline.toml "
+        "(--config or METERLINE_CONFIG)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--config",
+            "-c",
+            envvar="METERLINE_CONFIG",
+            help="meterline.toml to read (default: ./meterline.toml when present).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = {"config": config}
+
+
+def settings_from(ctx: typer.Context) -> Settings:
+    """Build (once per invocation) the Settings for a command; exit 2 with every bad key."""
+    root = ctx.find_root()
+    if root.obj is None:
+        root.obj = {}
+    if "settings" not in root.obj:
+        try:
+            root.obj["settings"] = load_settings(root.obj.get("config"))
+        except MeterlineError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            raise typer.Exit(2) from exc
+    settings: Settings = root.obj["settings"]
+    return settings
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print an error that says what to do and return the Exit to raise."""
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print meterline's version."""
+    console.print(f"meterline {__version__}")
+
+
+def _register_components() -> None:
+    from meterline import core_cli
+    from meterline.alerts import cli as alerts_cli
+    from meterline.producers import cli as producers_cli
+    from meterline.sinks import cli as sinks_cli
+    from meterline.stream import cli as stream_cli
+
+    for module in (core_cli, producers_cli, stream_cli, sinks_cli, alerts_cli):
+        module.register(app)
+
+
+_register_components()
+
+
+def main() -> None:
+    try:
+        app()
+    except MeterlineError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The usage event: one per model call, the contract between applications and meterline.
+
+Wire format: one UTF-8 JSON object per Kafka message, key = team, with CloudEvents
+binary-mode headers (see `cloudevent_headers`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from uuid6 import uuid7
+
+SCHEMA_VERSION = 1
+CLOUDEVENTS_TYPE = "meterline.usage.v1"
+MAX_TOKENS = 10**9
+
+TokenCount = Annotated[int, Field(ge=0, le=MAX_TOKENS, strict=True)]
+TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9._-]{1,64}$")]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+TagValue = Annotated[str, StringConstraints(max_length=256)]
+
+
+def new_event_id() -> str:
+    """A new time-ordered UUID (v7), so ids sort roughly by creation time."""
+    return str(uuid7())
+
+
+def _max_32_tags(tags: dict[str, str]) -> dict[str, str]:
+    if len(tags) > 32:
+        raise ValueError(f"at most 32 tags are allowed, got {len(tags)}")
+    return tags
+
+
+class UsageEvent(BaseModel):
+    """One model call's token usage."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        default_factory=new_event_id
+    )
+    occurred_at: AwareDatetime
+    schema_version: Literal[1] = SCHEMA_VERSION
+    team: TeamName
+    project: ShortText | None = None
+    app: ShortText | None = None
+    user: ShortText | None = None
+    environment: ShortText | None = None
+    provider: ShortText
+    model: ShortText
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
+    cache_read_tokens: TokenCount = 0
+    cache_write_tokens: TokenCount = 0
+    reasoning_tokens: TokenCount = 0
+    batch: Annotated[bool, Field(strict=True)] = False
+    cache_hit: Annotated[bool, Field(strict=True)] = False
+    latency_ms: Annotated[int, Field(ge=0, le=86_400_000, strict=True)] | None = None
+    status: Literal["ok", "error"] = "ok"
+    request_id: ShortText | None = None
+    tags: Annotated[dict[TagKey, TagValue], AfterValidator(_max_32_tags)] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _token_relations(self) -> UsageEvent:
+        if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
+            raise ValueError(
+                "cache_read_tokens + cache_write_tokens must not exceed input_tokens "
+                "(input_tokens counts every prompt token, cached ones included)"
+            )
+        if self.reasoning_tokens > self.output_tokens:
+            raise ValueError(
+                "reasoning_tokens must not exceed output_tokens (output_tokens includes them)"
+            )
+        return self
+
+    def to_json_bytes(self) -> bytes:
+        """The Kafka message value."""
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=True))
+
+    @classmethod
+    def from_json_bytes(cls, payload: bytes | str) -> UsageEvent:
+        """Parse a message value; raises pydantic.ValidationError on any problem."""
+        return cls.model_validate_json(payload)
+
+    def cloudevent_headers(self) -> list[tuple[str, bytes]]:
+        """CloudEvents binary-mode headers for this event's Kafka message."""
+        headers = [
+            ("ce_specversion", b"1.0"),
+            ("ce_id", self.event_id.encode()),
+            ("ce_source", (self.app or "unknown").encode()),
+            ("ce_type", CLOUDEVENTS_TYPE.encode()),
+            ("ce_time", _rfc3339(self.occurred_at).encode()),
+            ("content-type", b"application/json"),
+        ]
+        return headers
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def usage_event_json_schema() -> dict[str, Any]:
+    """The JSON Schema producers in other languages validate against."""
+    schema = UsageEvent.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://meterline.dev/schemas/usage-event.v1.json"
+    schema["description"] = (
+        "One LLM call's token usage (meterline.usage.v1). Also: "
+        "cache_read_tokens + cache_write_tokens <= input_tokens; reasoning_tokens <= output_tokens."
+    )
+    return schema

@@ -1,0 +1,138 @@
+"""Messages the stream publishes for the other components (the wire contracts).
+
+- `PricedEvent` on `usage.priced` (consumed by the ClickHouse sink),
+- `DeadLetter` on `usage.dlq`,
+- `BudgetState` on the compacted `budget.state` (consumed by BudgetGuard),
+- `AlertEvent` on `alerts` (consumed by the alert dispatcher).
+
+Money is `Decimal` and travels as a JSON string ("0.025000000000").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from meterline.events import UsageEvent
+
+MONEY_QUANTUM = Decimal("1e-12")
+
+
+def quantize_money(amount: Decimal) -> Decimal:
+    """Round to 1e-12 USD, the precision of ClickHouse Decimal(38, 12)."""
+    return amount.quantize(MONEY_QUANTUM)
+
+
+class PricedEvent(UsageEvent):
+    """A usage event with its price. `cost_usd` is what the call cost."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    priced: bool
+    """False when no price was found; then every cost is 0 and `unpriced_reason` says why."""
+    unpriced_reason: str | None = None
+    price_id: str | None = None
+    """Stable id of the catalog entry used, e.g. `genai-prices:openai:gpt-4o@2024-08-06`."""
+    price_source: str | None = None
+    """`override:<file>` or `genai-prices`."""
+    input_cost_usd: Decimal = Decimal(0)
+    """Uncached input tokens' cost."""
+    cache_read_cost_usd: Decimal = Decimal(0)
+    cache_write_cost_usd: Decimal = Decimal(0)
+    output_cost_usd: Decimal = Decimal(0)
+    cost_usd: Decimal = Decimal(0)
+    """Total cost; 0 for a cache hit, batch discount applied."""
+    cache_saving_usd: Decimal = Decimal(0)
+    """What a cache hit would have cost had the provider been called."""
+    batch_saving_usd: Decimal = Decimal(0)
+    """What the batch discount saved against the standard price."""
+    late: bool = False
+    """True when the event arrived after the grace period: stored, but budgets unmoved."""
+    ingested_at: AwareDatetime
+
+
+class DeadLetter(BaseModel):
+    """A message the stream could not accept, kept with its original bytes and the reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str
+    error_kind: Literal["not_json", "schema", "wrong_key", "oversized", "not_utf8"]
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str
+    received_at: AwareDatetime
+
+
+class BudgetState(BaseModel):
+    """The current state of one budget in its current period (compacted by `team/budget`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    team: str
+    budget: str
+    period: str
+    """Period key: `2026-11-28` (day), `2026-W48` (week), `2026-11` (month), `rolling:24h`."""
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    spend_usd: Decimal
+    limit_usd: Decimal
+    percent: Decimal
+    hard_limit: bool
+    over_hard_limit: bool
+    unpriced_events: int = 0
+    updated_at: AwareDatetime
+
+
+AlertKind = Literal["threshold", "forecast", "unpriced"]
+
+
+class ModelSpend(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    provider: str
+    model: str
+    spend_usd: Decimal
+
+
+class AlertEvent(BaseModel):
+    """One alert to deliver. `alert_id` is deterministic: the same crossing, the same id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alert_id: str
+    """`team/budget/period/kind/threshold`, unique per (team, budget, period, threshold)."""
+    kind: AlertKind
+    team: str
+    budget: str
+    period: str
+    period_start: AwareDatetime
+    period_end: AwareDatetime
+    timezone: str
+    threshold_percent: Decimal | None = None
+    spend_usd: Decimal
+    limit_usd: Decimal
+    percent: Decimal
+    forecast_usd: Decimal | None = None
+    """Burn-rate projection of spend at period end."""
+    previous_period_spend_usd: Decimal | None = None
+    top_models: list[ModelSpend] = Field(default_factory=list)
+    hard_limit: bool = False
+    unpriced_events: int = 0
+    triggered_by_event_id: str | None = None
+    fired_at: AwareDatetime
+    """Wall-clock time the stream fired it (for crossing-to-delivery latency)."""
+
+    @staticmethod
+    def make_id(team: str, budget: str, period: str, kind: AlertKind, threshold: Decimal | None) -> str:
+        suffix = "" if threshold is None else f"/{threshold.normalize():f}"
+        return f"{team}/{budget}/{period}/{kind}{suffix}"
+
+
+def utc_iso(moment: datetime) -> str:
+    return moment.isoformat()

@@ -1,0 +1,480 @@
+"""A real single-node Apache Kafka (KRaft) on 127.0.0.1, without Docker.
+
+The broker's jars come from Maven Central through `mvn` and the small pom kept beside
+this module; they are cached, so a second start downloads nothing. Storage is formatted
+once per data folder. The broker runs as a child process whose pid is written to a file,
+and `stop` signals only that pid.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from meterline.errors import MissingToolError, PortInUseError, ServiceError
+
+POM_NAME = "kafka-pom.xml"
+READY_TIMEOUT_S = 90.0
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    running: bool
+    pid: int | None
+    answers: bool
+    bootstrap: str
+    kafka_version: str | None
+    detail: str
+
+
+def find_free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _require_tool(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise MissingToolError(tool, hint)
+    return path
+
+
+def require_java() -> str:
+    return _require_tool(
+        "java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
+    )
+
+
+def require_maven() -> str:
+    return _require_tool("mvn", "install Apache Maven (Debian: apt-get install maven)")
+
+
+def java_version() -> str | None:
+    try:
+        out = subprocess.run(
+            [require_java(), "-version"], capture_output=True, text=True, timeout=20, check=False
+        )
+    except (MissingToolError, OSError, subprocess.TimeoutExpired):
+        return None
+    first = (out.stderr or out.stdout).splitlines()
+    return first[0].strip() if first else None
+
+
+def maven_version() -> str | None:
+    try:
+        out = subprocess.run(
+            [require_maven(), "-v", "-B"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (MissingToolError, OSError, subprocess.TimeoutExpired):
+        return None
+    for line in out.stdout.splitlines():
+        if "Maven" in line:
+            return re.sub(r"\x1b\[[0-9;]*m|\[[0-9;]*m", "", line).strip()
+    return None
+
+
+class LocalKafka:
+    """One broker: its jar cache, its data folder, its pid file."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        cache_dir: Path,
+        port: int = 9092,
+        controller_port: int | None = None,
+        heap: str = "512m",
+        kafka_version: str = "4.4.0",
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.cache_dir = Path(cache_dir)
+        self.port = port
+        self.controller_port = controller_port
+        self.heap = heap
+        self.kafka_version = kafka_version
+
+    # -- paths -------------------------------------------------------------------
+    @property
+    def libs_dir(self) -> Path:
+        return self.cache_dir / f"kafka-{self.kafka_version}" / "libs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "broker.pid"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "broker.log"
+
+    @property
+    def log_dirs(self) -> Path:
+        return self.data_dir / "kraft-logs"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    # -- jars --------------------------------------------------------------------
+    def resolve_jars(self) -> Path:
+        """Resolve the broker's jars with mvn into the cache (once)."""
+        done_marker = self.libs_dir / ".resolved"
+        if done_marker.exists():
+            return self.libs_dir
+        mvn = require_maven()
+        require_java()
+        self.libs_dir.mkdir(parents=True, exist_ok=True)
+        pom = resources.files("meterline.services").joinpath(POM_NAME)
+        with resources.as_file(pom) as pom_path:
+            cmd = [
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(pom_path),
+                "dependency:copy-dependencies",
+                f"-Dkafka.version={self.kafka_version}",
+                f"-DoutputDirectory={self.libs_dir}",
+                "-DincludeScope=runtime",
+            ]
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0 or not any(self.libs_dir.glob("kafka_2.13-*.jar")):
+            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+            raise ServiceError(
+                f"mvn could not resolve Apache Kafka {self.kafka_version} from Maven Central "
+                f"(exit {proc.returncode}). Check network access to repo.maven.apache.org or set "
+                f"local_kafka.kafka_version to a released 4.x version.\n{tail}"
+            )
+        done_marker.write_text(self.kafka_version)
+        return self.libs_dir
+
+    # -- config and storage -------------------------------------------------------
+    def _write_config(self, controller_port: int) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dirs.mkdir(parents=True, exist_ok=True)
+        lines = [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={self.log_dirs}",
+            "num.partitions=1",
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.retention.hours=168",
+            "log.segment.bytes=134217728",
+            "num.network.threads=2",
+            "num.io.threads=2",
+            "message.max.bytes=2097152",
+        ]
+        self.config_file.write_text("\n".join(lines) + "\n")
+        log4j = self.data_dir / "log4j2.yaml"
+        log4j.write_text(
+            "Configuration:\n"
+            "  Appenders:\n"
+            "    Console:\n"
+            "      name: STDOUT\n"
+            "      PatternLayout:\n"
+            '        Pattern: "[%d] %p %m (%c)%n"\n'
+            "  Loggers:\n"
+            "    Root:\n"
+            "      level: WARN\n"
+            "      AppenderRef:\n"
+            "        - ref: STDOUT\n"
+            "    Logger:\n"
+            "      - name: kafka.server.KafkaRaftServer\n"
+            "        level: INFO\n"
+        )
+        log4j_props = self.data_dir / "log4j2.properties"
+        log4j_props.write_text(
+            "status = warn\n"
+            "appender.console.type = Console\n"
+            "appender.console.name = STDOUT\n"
+            "appender.console.layout.type = PatternLayout\n"
+            "appender.console.layout.pattern = [%d] %p %m (%c)%n\n"
+            "rootLogger.level = WARN\n"
+            "rootLogger.appenderRef.stdout.ref = STDOUT\n"
+            "logger.raft.name = kafka.server.KafkaRaftServer\n"
+            "logger.raft.level = INFO\n"
+        )
+
+    def _java_base(self) -> list[str]:
+        java = require_java()
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{self.libs_dir}/*",
+        ]
+
+    def _format_storage(self) -> None:
+        if (self.log_dirs / "meta.properties").exists():
+            return
+        cluster_id = _kafka_uuid()
+        cmd = self._java_base() + [
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config_file),
+            "--standalone",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise ServiceError(f"formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
+
+    # -- process ------------------------------------------------------------------
+    def _read_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if _is_our_broker(pid, self.config_file) else None
+
+    def _stored_controller_port(self) -> int | None:
+        try:
+            for line in self.config_file.read_text().splitlines():
+                if line.startswith("controller.quorum.bootstrap.servers="):
+                    return int(line.rsplit(":", 1)[1])
+        except (OSError, ValueError):
+            return None
+        return None
+
+    def start(self, timeout: float = READY_TIMEOUT_S) -> bool:
+        """Start the broker unless ours already runs; return True if this call started it."""
+        pid = self._read_pid()
+        if pid is not None:
+            self.wait_ready(timeout)
+            return False
+        if port_is_open(self.port):
+            raise PortInUseError(
+                self.port,
+                "; stop it or choose another port (METERLINE_LOCAL_KAFKA__PORT or --port)",
+            )
+        self.resolve_jars()
+        controller_port = (
+            self.controller_port or self._stored_controller_port() or find_free_port()
+        )
+        if port_is_open(controller_port):
+            controller_port = find_free_port()
+        self._write_config(controller_port)
+        self._format_storage()
+        cmd = self._java_base() + ["kafka.Kafka", str(self.config_file)]
+        log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the CLI that started it
+            )
+        finally:
+            log.close()
+        self.pid_file.write_text(str(proc.pid))
+        try:
+            self.wait_ready(timeout, proc=proc)
+        except ServiceError:
+            self.stop()
+            raise
+        return True
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S, proc: subprocess.Popen[bytes] | None = None) -> None:
+        """Wait until a client can create and list a topic."""
+        deadline = time.monotonic() + timeout
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            if proc is not None and proc.poll() is not None:
+                raise ServiceError(
+                    f"the Kafka broker exited with code {proc.returncode} while starting; "
+                    f"see {self.log_file}:\n{_tail(self.log_file)}"
+                )
+            if port_is_open(self.port):
+                try:
+                    _create_and_list_topic(self.bootstrap)
+                    return
+                except Exception as exc:  # noqa: BLE001 - retried until the deadline
+                    last_error = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.3)
+        raise ServiceError(
+            f"the Kafka broker did not answer on {self.bootstrap} within {timeout:.0f} s "
+            f"({last_error}); see {self.log_file}"
+        )
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker this folder's pid file names; return True if one was stopped."""
+        pid = self._read_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.1)
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> None:
+        """SIGKILL the broker (fault tests)."""
+        pid = self._read_pid()
+        if pid is not None:
+            _signal(pid, signal.SIGKILL)
+            while _alive(pid):
+                time.sleep(0.05)
+            self.pid_file.unlink(missing_ok=True)
+
+    def status(self) -> BrokerStatus:
+        pid = self._read_pid()
+        version = None
+        answers = False
+        detail = "not running"
+        if port_is_open(self.port):
+            try:
+                version = broker_version(self.bootstrap)
+                answers = True
+                detail = "answers"
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                detail = f"port open but Kafka did not answer: {exc}"
+        if pid is not None and not answers:
+            detail = f"process {pid} runs but does not answer yet"
+        return BrokerStatus(
+            running=pid is not None,
+            pid=pid,
+            answers=answers,
+            bootstrap=self.bootstrap,
+            kafka_version=version,
+            detail=detail,
+        )
+
+
+def _kafka_uuid() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of ours counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().split(")")[-1].split()[0] == "Z":
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                return False
+    except OSError:
+        return False
+    return True
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _is_our_broker(pid: int, config_file: Path) -> bool:
+    """True if pid is alive and is a kafka.Kafka process started with our config."""
+    if not _alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and str(config_file).encode() in cmdline
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _create_and_list_topic(bootstrap: str) -> None:
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, client_id="meterline-ready")
+    try:
+        try:
+            admin.create_topics([NewTopic("meterline.ready-check", 1, 1)])
+        except TopicAlreadyExistsError:
+            pass
+        if "meterline.ready-check" not in admin.list_topics():
+            raise ServiceError("created topic not listed yet")
+    finally:
+        admin.close()
+
+
+def broker_version(bootstrap: str, timeout_ms: int = 5000) -> str:
+    """The broker's Kafka version as inferred from its API versions, e.g. `4.3+ (metadata.version 33)`."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="meterline-doctor"
+    )
+    try:
+        cluster = admin.describe_cluster()
+        brokers = cluster.get("brokers") or []
+        if not brokers:
+            raise ServiceError("the cluster reported no brokers")
+        inferred = str(admin.get_broker_version_data(brokers[0]["broker_id"]))
+        version = inferred.removeprefix("<BrokerVersionData ").removesuffix(">")
+        detail = ""
+        try:
+            metadata = admin.describe_features().get("metadata.version", {})
+            if metadata.get("finalized"):
+                detail = f", metadata.version {metadata['finalized'][1]}"
+        except Exception:  # noqa: BLE001 - older brokers lack DescribeFeatures
+            pass
+        return f"{version}+ ({len(brokers)} broker(s){detail})"
+    finally:
+        admin.close()
