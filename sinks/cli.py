@@ -2,8 +2,92 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+
+db_app = typer.Typer(help="The ClickHouse database: engine, version, tables.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the main app."""
+    app.command("migrate")(migrate)
+
+
+def migrate(ctx: typer.Context) -> None:
+    """Create or upgrade the ClickHouse schema (idempotent: safe to run again).
+
+    Uses METERLINE_CLICKHOUSE_DSN (default: the embedded database under the data folder).
+    Stop a running `meterline worker` first when it holds the embedded database; the worker
+    applies migrations itself at start.
+    """
+    from rich.console import Console
+
+    from meterline.cli import fail, settings_from
+    from meterline.sinks.client import redact_dsn
+    from meterline.sinks.errors import SinkError
+    from meterline.sinks.migrations import apply_migrations
+
+    settings = settings_from(ctx)
+    dsn = settings.effective_clickhouse_dsn
+    client = _open_or_fail(dsn)
+    try:
+        applied = apply_migrations(client, ttl_days=settings.sink.ttl_days)
+    except SinkError as exc:
+        raise fail(str(exc)) from exc
+    finally:
+        client.close()
+    console = Console()
+    if applied:
+        for migration in applied:
+            console.print(f"applied {migration.label}")
+    else:
+        console.print("schema is up to date")
+    console.print(f"database: {redact_dsn(dsn)}", highlight=False)
+
+
+@db_app.command("info")
+def db_info(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the engine (embedded or server), its version, rows and disk use per table."""
+    import orjson
+    from rich.console import Console
+    from rich.table import Table
+
+    from meterline.cli import settings_from
+    from meterline.sinks.dbinfo import collect_db_info
+
+    settings = settings_from(ctx)
+    info = collect_db_info(settings)
+    console = Console()
+    if as_json:
+        console.print_json(orjson.dumps(info.as_dict()).decode())
+        return
+    console.print(f"engine: {info.engine}  version: {info.version}  via: {info.via}", highlight=False)
+    console.print(f"database: {info.database}  ({info.dsn})", highlight=False)
+    table = Table("table", "engine", "rows", "disk")
+    for row in info.tables:
+        table.add_row(row.name, row.engine, f"{row.rows:,}", _human_bytes(row.bytes_on_disk))
+    console.print(table)
+    console.print(f"total on disk: {_human_bytes(info.total_bytes)}", highlight=False)
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def _open_or_fail(dsn: str):  # type: ignore[no-untyped-def]
+    from meterline.cli import fail
+    from meterline.sinks.client import ClickHouseUnavailableError, open_client
+
+    try:
+        return open_client(dsn)
+    except ClickHouseUnavailableError as exc:
+        raise fail(str(exc)) from exc

@@ -38,7 +38,10 @@ def is_embedded(dsn: str) -> bool:
 
 
 def open_client(dsn: str, **settings: Any) -> Client:
-    """A client for `dsn`; raises ClickHouseUnavailableError with a fix-it message."""
+    """A client for `dsn`; raises ClickHouseUnavailableError with a fix-it message.
+
+    DateTime64('UTC') columns come back as timezone-aware datetimes (tz_mode="aware").
+    """
     try:
         if is_embedded(dsn):
             path = urlsplit(dsn).path
@@ -46,6 +49,6 @@ def open_client(dsn: str, **settings: Any) -> Client:
                 from pathlib import Path
 
                 Path(path).mkdir(parents=True, exist_ok=True)
-        return clickhouse_connect.get_client(dsn=dsn, settings=settings or None)
+        return clickhouse_connect.get_client(dsn=dsn, settings=settings or None, tz_mode="aware")
     except (ClickHouseError, OSError) as exc:
         raise ClickHouseUnavailableError(dsn, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
