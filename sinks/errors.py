@@ -16,9 +16,10 @@ class MigrationError(SinkError):
 class SinkWriteError(SinkError):
     """A batch could not be written to ClickHouse; retryable: offsets stay uncommitted."""
 
-    def __init__(self, table: str, reason: str) -> None:
+    def __init__(self, table: str | None, reason: str) -> None:
+        what = f"writing to ClickHouse table {table}" if table else "opening ClickHouse"
         super().__init__(
-            f"writing to ClickHouse table {table} failed: {reason}. The sink holds its Kafka "
+            f"{what} failed: {reason}. The sink holds its Kafka "
             "offsets and retries with backoff; check that the ClickHouse server answers (or "
             "that the table exists: run `meterline migrate`)."
         )

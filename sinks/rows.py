@@ -1,0 +1,208 @@
+"""Rows of the sink's tables, built from the wire messages (pure: no I/O).
+
+Each table has its column tuple and a function turning one message into one row in that
+order. Money is quantized to 1e-12 (Decimal(38, 12)); times are converted to UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from meterline.messages import BudgetState, DeadLetter, PricedEvent, quantize_money
+
+Row = list[Any]
+
+USAGE_EVENTS = "usage_events"
+UNPRICED_EVENTS = "unpriced_events"
+BUDGET_SNAPSHOTS = "budget_snapshots"
+DLQ_EVENTS = "dlq_events"
+SINK_BATCHES = "sink_batches"
+
+_MONEY_FIELDS = (
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "cost_usd",
+    "cache_saving_usd",
+    "batch_saving_usd",
+)
+
+USAGE_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "occurred_at",
+    "schema_version",
+    "team",
+    "project",
+    "app",
+    "user",
+    "environment",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "batch",
+    "cache_hit",
+    "latency_ms",
+    "status",
+    "request_id",
+    "tags",
+    "priced",
+    "unpriced_reason",
+    "price_id",
+    "price_source",
+    *_MONEY_FIELDS,
+    "late",
+    "ingested_at",
+)
+
+UNPRICED_EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "occurred_at",
+    "team",
+    "project",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "batch",
+    "unpriced_reason",
+    "ingested_at",
+)
+
+BUDGET_SNAPSHOT_COLUMNS: tuple[str, ...] = (
+    "team",
+    "budget",
+    "period",
+    "period_start",
+    "period_end",
+    "spend_usd",
+    "limit_usd",
+    "percent",
+    "hard_limit",
+    "over_hard_limit",
+    "unpriced_events",
+    "updated_at",
+)
+
+DLQ_EVENT_COLUMNS: tuple[str, ...] = (
+    "topic",
+    "partition",
+    "offset",
+    "reason",
+    "error_kind",
+    "key_b64",
+    "value_b64",
+    "received_at",
+)
+
+SINK_BATCH_COLUMNS: tuple[str, ...] = ("consumer_group", "topic", "partition", "first_offset", "last_offset", "rows")
+
+
+def utc(moment: datetime) -> datetime:
+    """The same instant in UTC."""
+    return moment.astimezone(UTC)
+
+
+def money(amount: Decimal) -> Decimal:
+    return quantize_money(amount)
+
+
+def usage_event_row(event: PricedEvent) -> Row:
+    """One `usage_events` row, in USAGE_EVENT_COLUMNS order."""
+    return [
+        event.event_id,
+        utc(event.occurred_at),
+        event.schema_version,
+        event.team,
+        event.project,
+        event.app,
+        event.user,
+        event.environment,
+        event.provider,
+        event.model,
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_read_tokens,
+        event.cache_write_tokens,
+        event.reasoning_tokens,
+        event.batch,
+        event.cache_hit,
+        event.latency_ms,
+        event.status,
+        event.request_id,
+        dict(event.tags),
+        event.priced,
+        event.unpriced_reason,
+        event.price_id,
+        event.price_source,
+        money(event.input_cost_usd),
+        money(event.cache_read_cost_usd),
+        money(event.cache_write_cost_usd),
+        money(event.output_cost_usd),
+        money(event.cost_usd),
+        money(event.cache_saving_usd),
+        money(event.batch_saving_usd),
+        event.late,
+        utc(event.ingested_at),
+    ]
+
+
+def unpriced_event_row(event: PricedEvent) -> Row:
+    """One `unpriced_events` row, in UNPRICED_EVENT_COLUMNS order."""
+    return [
+        event.event_id,
+        utc(event.occurred_at),
+        event.team,
+        event.project,
+        event.provider,
+        event.model,
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_read_tokens,
+        event.cache_write_tokens,
+        event.reasoning_tokens,
+        event.batch,
+        event.unpriced_reason or "no price found",
+        utc(event.ingested_at),
+    ]
+
+
+def budget_snapshot_row(state: BudgetState) -> Row:
+    """One `budget_snapshots` row, in BUDGET_SNAPSHOT_COLUMNS order."""
+    return [
+        state.team,
+        state.budget,
+        state.period,
+        utc(state.period_start),
+        utc(state.period_end),
+        money(state.spend_usd),
+        money(state.limit_usd),
+        money(state.percent),
+        state.hard_limit,
+        state.over_hard_limit,
+        state.unpriced_events,
+        utc(state.updated_at),
+    ]
+
+
+def dead_letter_row(letter: DeadLetter) -> Row:
+    """One `dlq_events` row, in DLQ_EVENT_COLUMNS order."""
+    return [
+        letter.topic,
+        letter.partition,
+        letter.offset,
+        letter.reason,
+        letter.error_kind,
+        letter.key_b64,
+        letter.value_b64,
+        utc(letter.received_at),
+    ]

@@ -1,0 +1,321 @@
+"""ClickHouseSink: consume priced events, DLQ and budget states; write batches; commit after.
+
+The flush order is the contract (numbered in `_flush`): record the batch boundaries, write the
+rows with a token derived from those boundaries, then commit the Kafka offsets. A process
+that dies between any two steps is replayed from the committed offsets, re-cut into the same
+ranges (read back from sink_batches), and ClickHouse drops the blocks it already has, in the
+raw tables and in the rollups alike. A failed write is retried with capped backoff while the
+offsets stay uncommitted: nothing is lost and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from meterline.settings import Settings
+from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, TopicKind, plan_batch_log, plan_inserts
+from meterline.sinks.batching import BatchBuffer, TopicPartition
+from meterline.sinks.errors import SinkError, SinkWriteError
+from meterline.sinks.migrations import apply_migrations
+from meterline.sinks.writer import recorded_ranges, write_batch
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+    from kafka import KafkaConsumer
+
+log = logging.getLogger(__name__)
+
+FlushStep = Literal["recorded", "written", "committed"]
+FlushObserver = Callable[[FlushStep, list[RangeBatch]], None]
+"""Called after each flush step with the batches concerned (logging, metrics, fault tests)."""
+
+STAT_NAMES = (
+    "records_consumed",
+    "rows_written",
+    "batches_written",
+    "inserts",
+    "commits",
+    "retries",
+    "write_failures",
+    "commit_failures",
+    "usage_rows",
+    "unpriced_rows",
+    "budget_rows",
+    "dlq_rows",
+)
+
+
+def backoff_seconds(attempt: int, cap: float) -> float:
+    """Exponential backoff for the `attempt`-th retry (1-based): 0.2, 0.4, 0.8 ... capped."""
+    return float(min(cap, 0.2 * 2 ** min(attempt - 1, 30)))
+
+
+class SinkRunner:
+    """The ClickHouse sink as a worker component: a thread with its own consumer and client."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client_factory: Callable[[], Client] | None = None,
+        on_flush_step: FlushObserver | None = None,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.consumer_group = f"{settings.topic_prefix}sink"
+        self.topics: dict[str, TopicKind] = {
+            settings.topic("usage.priced"): "priced",
+            settings.topic("usage.dlq"): "dlq",
+            settings.topic("budget.state"): "budget",
+        }
+        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self._client_factory = client_factory or self._default_client_factory
+        self._on_flush_step = on_flush_step
+        self._now = now
+        self._buffer = BatchBuffer(settings.sink.batch_rows, settings.sink.batch_seconds, now)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stop_deadline = float("inf")
+        self._client: Client | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._recorded: set[OffsetRange] = set()
+        """Ranges already in sink_batches and not committed yet (step 1 is skipped for them)."""
+        self._failing = False
+        self._fatal: BaseException | None = None
+        self.last_error: str | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the sink thread (it creates the consumer and the ClickHouse client)."""
+        if self._thread is not None:
+            raise SinkError("SinkRunner.start() was called twice; create a new SinkRunner instead")
+        self._thread = threading.Thread(target=self._run, name="meterline-sink", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is held, commit, close; give up retrying after `timeout` seconds."""
+        self._stop_deadline = self._now() + timeout * 0.8
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def healthy(self) -> bool:
+        """True while the thread runs and its last write (if any) succeeded."""
+        return self._thread is not None and self._thread.is_alive() and not self._failing and self._fatal is None
+
+    # -- the thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._client = self._retry("open ClickHouse and migrate", self._open_client)
+            if self._client is None:
+                return
+            self._consumer = self._open_consumer()
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - keep it for healthy() and the log
+            self._fatal = exc
+            self.last_error = str(exc)
+            log.exception("the ClickHouse sink stopped on an unexpected error")
+        finally:
+            self._close()
+
+    def _loop(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        while not self._stop.is_set():
+            self._load_recorded_ranges()
+            wait = self._buffer.seconds_until_due() if len(self._buffer) else self.settings.sink.batch_seconds
+            polled = consumer.poll(timeout_ms=max(1, int(min(wait, 0.5) * 1000)), max_records=self.settings.sink.batch_rows)
+            for records in polled.values():
+                for record in records:
+                    self._buffer.add(
+                        SourceRecord(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
+                    )
+                    self.stats["records_consumed"] += 1
+            if self._buffer.due(self._positions()):
+                self._flush()
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write every batch that can be cut now, then commit its offsets."""
+        self._load_recorded_ranges()
+        batches = self._buffer.take(self._positions())
+        if not batches:
+            return
+        if self._retry("write a batch to ClickHouse", lambda: self._write(batches)) is None:
+            return  # stopping while ClickHouse fails: offsets stay uncommitted, replayed later
+        self._commit(batches)
+
+    def _write(self, batches: list[RangeBatch]) -> bool:
+        client = self._client
+        assert client is not None
+        # 1. Record the boundaries of new ranges (write-ahead), so a replay re-cuts them alike.
+        fresh = [b for b in batches if b.range not in self._recorded]
+        if fresh:
+            write_batch(client, plan_batch_log(self.consumer_group, fresh))
+            self._recorded.update(b.range for b in fresh)
+        self._notify("recorded", batches)
+        # 2. Write every table's rows with the range's deduplication token.
+        counts: dict[str, int] = {}
+        for batch in batches:
+            for insert in plan_inserts(self.topics[batch.range.topic], batch):
+                write_batch(client, insert)
+                counts["inserts"] = counts.get("inserts", 0) + 1
+                counts["rows_written"] = counts.get("rows_written", 0) + len(insert.rows)
+                stat = _TABLE_STAT[insert.table]
+                counts[stat] = counts.get(stat, 0) + len(insert.rows)
+        counts["batches_written"] = len(batches)
+        for name, value in counts.items():
+            self.stats[name] += value
+        self._notify("written", batches)
+        return True
+
+    def _commit(self, batches: list[RangeBatch]) -> None:
+        from kafka.structs import OffsetAndMetadata, TopicPartition as KafkaTopicPartition
+
+        consumer = self._consumer
+        assert consumer is not None
+        offsets: dict[Any, Any] = {}
+        for batch in batches:
+            tp = KafkaTopicPartition(batch.range.topic, batch.range.partition)
+            offsets[tp] = OffsetAndMetadata(max(batch.range.last + 1, offsets.get(tp, OffsetAndMetadata(0, "", -1)).offset), "", -1)
+        # 3. Commit the offsets after the rows are in ClickHouse.
+        try:
+            consumer.commit(offsets)
+            self.stats["commits"] += 1
+        except Exception as exc:  # noqa: BLE001 - a rebalance: the new owner replays, deduplicated
+            self.stats["commit_failures"] += 1
+            log.warning("committing sink offsets failed (%s); the partition's next owner replays them", exc)
+            return
+        # 4. Forget the committed ranges.
+        for batch in batches:
+            self._recorded.discard(batch.range)
+        self._notify("committed", batches)
+
+    # -- helpers --------------------------------------------------------------------------
+    def _retry(self, what: str, action: Callable[[], Any]) -> Any:
+        """Run `action` until it succeeds; back off on SinkWriteError; None when told to stop."""
+        attempt = 0
+        while True:
+            try:
+                result = action()
+            except SinkWriteError as exc:
+                attempt += 1
+                self._failing = True
+                self.last_error = str(exc)
+                self.stats["write_failures"] += 1
+                delay = backoff_seconds(attempt, self.settings.sink.retry_max_seconds)
+                log.warning("could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc)
+                if self._stop.is_set():
+                    remaining = self._stop_deadline - self._now()
+                    if remaining <= 0:
+                        return None
+                    time.sleep(min(delay, remaining))
+                else:
+                    self._stop.wait(delay)  # wakes early on stop; the next failure checks the deadline
+                self.stats["retries"] += 1
+                continue
+            self._failing = False
+            return result
+
+    def _open_client(self) -> Client:
+        try:
+            client = self._client_factory()
+        except Exception as exc:  # noqa: BLE001 - engine/server unavailable: retry
+            raise SinkWriteError(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+        try:
+            apply_migrations(client, ttl_days=self.settings.sink.ttl_days)
+        except Exception as exc:  # noqa: BLE001
+            client.close()
+            raise SinkWriteError(None, f"migrations: {str(exc).splitlines()[0]}") from exc
+        return client
+
+    def _default_client_factory(self) -> Client:
+        from meterline.sinks.client import open_client
+
+        return open_client(self.settings.effective_clickhouse_dsn)
+
+    def _open_consumer(self) -> KafkaConsumer:
+        from kafka import KafkaConsumer
+        from kafka.consumer.subscription_state import ConsumerRebalanceListener
+
+        runner = self
+
+        class _Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked: Any) -> None:
+                runner._flush()
+                runner._buffer.revoke((tp.topic, tp.partition) for tp in revoked)
+
+            def on_partitions_assigned(self, assigned: Any) -> None:
+                runner._buffer.assign((tp.topic, tp.partition) for tp in assigned)
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap.split(","),
+            group_id=self.consumer_group,
+            client_id=f"{self.consumer_group}-{id(self):x}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.sink.batch_rows,
+            # Topics the worker creates after the sink started are picked up within seconds.
+            metadata_max_age_ms=5000,
+            # Holding offsets through a long ClickHouse outage must not cost the assignment.
+            max_poll_interval_ms=max(300_000, int(self.settings.sink.retry_max_seconds * 4000)),
+        )
+        consumer.subscribe(list(self.topics), listener=_Listener())
+        return consumer
+
+    def _load_recorded_ranges(self) -> None:
+        """Read sink_batches for newly assigned partitions (retried while ClickHouse fails)."""
+        consumer, client = self._consumer, self._client
+        if consumer is None or client is None:
+            return
+        from kafka.structs import TopicPartition as KafkaTopicPartition
+
+        for topic, partition in sorted(self._buffer.unknown()):
+            committed = consumer.committed(KafkaTopicPartition(topic, partition))
+            ranges = self._retry(
+                "read recorded batch ranges",
+                lambda: recorded_ranges(client, self.consumer_group, topic, partition, committed or 0),
+            )
+            if ranges is None:
+                return
+            self._buffer.set_recorded((topic, partition), ranges)
+            self._recorded.update(ranges)
+
+    def _positions(self) -> dict[TopicPartition, int]:
+        consumer = self._consumer
+        if consumer is None:
+            return {}
+        positions = {}
+        for tp in consumer.assignment():
+            try:
+                positions[(tp.topic, tp.partition)] = consumer.position(tp, timeout_ms=1000)
+            except Exception:  # noqa: BLE001 - unknown yet: wait for records instead
+                continue
+        return positions
+
+    def _notify(self, step: FlushStep, batches: list[RangeBatch]) -> None:
+        if self._on_flush_step is not None:
+            self._on_flush_step(step, batches)
+
+    def _close(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:  # noqa: BLE001
+                log.debug("closing the sink consumer failed", exc_info=True)
+        if self._client is not None:
+            self._client.close()
+
+
+_TABLE_STAT = {
+    "usage_events": "usage_rows",
+    "unpriced_events": "unpriced_rows",
+    "budget_snapshots": "budget_rows",
+    "dlq_events": "dlq_rows",
+}
+
+ClickHouseSink = SinkRunner

@@ -1,0 +1,133 @@
+"""The sink's pure part: rows and inserts planned from Kafka records, tested exactly."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+from meterline.messages import BudgetState, DeadLetter, PricedEvent
+from meterline.sinks.batches import InsertBatch, OffsetRange, RangeBatch, SourceRecord, plan_batch_log, plan_inserts
+from meterline.sinks.rows import (
+    BUDGET_SNAPSHOT_COLUMNS,
+    DLQ_EVENT_COLUMNS,
+    UNPRICED_EVENT_COLUMNS,
+    USAGE_EVENT_COLUMNS,
+    SINK_BATCH_COLUMNS,
+)
+
+BERLIN = timezone(timedelta(hours=2))
+AT = datetime(2026, 10, 3, 14, 5, 6, 123456, tzinfo=BERLIN)
+AT_UTC = datetime(2026, 10, 3, 12, 5, 6, 123456, tzinfo=UTC)
+INGESTED = datetime(2026, 10, 3, 12, 5, 7, tzinfo=UTC)
+
+
+def priced(**changes: object) -> PricedEvent:
+    fields: dict[str, object] = {
+        "event_id": "ev-1",
+        "occurred_at": AT,
+        "team": "search",
+        "project": "ranker",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "cache_read_tokens": 400,
+        "tags": {"feature": "chat"},
+        "priced": True,
+        "price_id": "genai-prices:openai:gpt-4o",
+        "price_source": "genai-prices",
+        "input_cost_usd": Decimal("0.0015"),
+        "cache_read_cost_usd": Decimal("0.0005"),
+        "output_cost_usd": Decimal("0.002"),
+        "cost_usd": Decimal("0.004"),
+        "ingested_at": INGESTED,
+    }
+    fields.update(changes)
+    return PricedEvent.model_validate(fields)
+
+
+def record(offset: int, value: bytes | None, topic: str = "m.usage.priced", key: bytes | None = b"search") -> SourceRecord:
+    return SourceRecord(topic, 0, offset, key, value, 1_790_000_000_000)
+
+
+def test_usage_event_row_has_every_priced_event_field_in_column_order() -> None:
+    assert set(USAGE_EVENT_COLUMNS) == set(PricedEvent.model_fields)
+    event = priced()
+    batch = RangeBatch(OffsetRange("m.usage.priced", 0, 10, 10), [record(10, event.model_dump_json().encode())])
+    (insert,) = plan_inserts("priced", batch)
+    row = dict(zip(insert.columns, insert.rows[0], strict=True))
+    assert insert.table == "usage_events" and insert.dedup_token == "m.usage.priced:0:10-10"
+    assert row["occurred_at"] == AT_UTC and row["occurred_at"].tzinfo == UTC
+    assert row["cost_usd"] == Decimal("0.004000000000") and str(row["cost_usd"]) == "0.004000000000"
+    assert row["tags"] == {"feature": "chat"} and row["user"] is None and row["latency_ms"] is None
+    assert row["cache_read_tokens"] == 400 and row["priced"] is True and row["late"] is False
+
+
+def test_an_unpriced_event_also_goes_to_unpriced_events_with_the_same_token() -> None:
+    event = priced(event_id="ev-2", priced=False, unpriced_reason="no price for acme/x", price_id=None,
+                   price_source=None, input_cost_usd=Decimal(0), cache_read_cost_usd=Decimal(0),
+                   output_cost_usd=Decimal(0), cost_usd=Decimal(0), model="x", provider="acme")
+    batch = RangeBatch(OffsetRange("m.usage.priced", 0, 3, 4), [record(3, event.model_dump_json().encode()), record(4, None)])
+    usage, unpriced = plan_inserts("priced", batch)
+    assert (usage.table, unpriced.table) == ("usage_events", "unpriced_events")
+    assert unpriced == InsertBatch(
+        "unpriced_events",
+        UNPRICED_EVENT_COLUMNS,
+        [["ev-2", AT_UTC, "search", "ranker", "acme", "x", 1000, 200, 400, 0, 0, False, "no price for acme/x", INGESTED]],
+        "m.usage.priced:0:3-4",
+    )
+
+
+def test_budget_states_become_snapshots_and_tombstones_are_skipped() -> None:
+    state = BudgetState(
+        team="search", budget="monthly", period="2026-10", period_start=datetime(2026, 10, 1, tzinfo=UTC),
+        period_end=datetime(2026, 11, 1, tzinfo=UTC), spend_usd=Decimal("12.5"), limit_usd=Decimal("100"),
+        percent=Decimal("12.5"), hard_limit=False, over_hard_limit=False, unpriced_events=2, updated_at=INGESTED,
+    )
+    batch = RangeBatch(OffsetRange("m.budget.state", 0, 7, 8), [record(7, None, "m.budget.state"), record(8, state.model_dump_json().encode(), "m.budget.state")])
+    assert plan_inserts("budget", batch) == [
+        InsertBatch(
+            "budget_snapshots",
+            BUDGET_SNAPSHOT_COLUMNS,
+            [["search", "monthly", "2026-10", datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC),
+              Decimal("12.500000000000"), Decimal("100.000000000000"), Decimal("12.500000000000"), False, False, 2, INGESTED]],
+            "m.budget.state:0:7-8",
+        )
+    ]
+
+
+def test_dead_letters_are_stored_with_their_original_coordinates() -> None:
+    letter = DeadLetter(reason="not json", error_kind="not_json", topic="m.usage", partition=2, offset=41,
+                        key_b64=None, value_b64="e30=", received_at=INGESTED)
+    batch = RangeBatch(OffsetRange("m.usage.dlq", 0, 0, 0), [record(0, letter.model_dump_json().encode(), "m.usage.dlq")])
+    assert plan_inserts("dlq", batch) == [
+        InsertBatch("dlq_events", DLQ_EVENT_COLUMNS, [["m.usage", 2, 41, "not json", "not_json", None, "e30=", INGESTED]], "m.usage.dlq:0:0-0")
+    ]
+
+
+def test_a_record_breaking_the_contract_is_kept_in_dlq_events_not_dropped() -> None:
+    good = priced().model_dump_json().encode()
+    batch = RangeBatch(OffsetRange("m.usage.priced", 0, 5, 6), [record(5, b"{oops", key=b"k"), record(6, good)])
+    usage, dlq = plan_inserts("priced", batch)
+    assert len(usage.rows) == 1
+    (row,) = dlq.rows
+    assert row[:3] == ["m.usage.priced", 0, 5]
+    assert row[3].startswith("sink could not read a priced message") and row[4] == "not_json"
+    assert row[5] == base64.b64encode(b"k").decode() and base64.b64decode(row[6]) == b"{oops"
+    assert row[7] == datetime.fromtimestamp(1_790_000_000, tz=UTC)
+    # Replayed, the same bytes plan the same row: the token dedups the block.
+    assert plan_inserts("priced", batch)[1] == dlq
+
+
+def test_batch_log_records_every_range() -> None:
+    batches = [
+        RangeBatch(OffsetRange("m.usage.priced", 0, 0, 9), [record(i, b"x") for i in range(10)]),
+        RangeBatch(OffsetRange("m.usage.priced", 1, 5, 5), [record(5, b"x")]),
+    ]
+    assert plan_batch_log("m.sink", batches) == InsertBatch(
+        "sink_batches",
+        SINK_BATCH_COLUMNS,
+        [["m.sink", "m.usage.priced", 0, 0, 9, 10], ["m.sink", "m.usage.priced", 1, 5, 5, 1]],
+        "batches:m.usage.priced:0:0-9,m.usage.priced:1:5-5",
+    )

@@ -1,0 +1,105 @@
+"""BatchBuffer: cuts by size and by time (with a fake clock), and re-cuts replays alike."""
+
+from __future__ import annotations
+
+from meterline.sinks.batches import OffsetRange, SourceRecord
+from meterline.sinks.batching import BatchBuffer
+from meterline.sinks.runner import backoff_seconds
+
+T = "m.usage.priced"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def rec(offset: int, partition: int = 0) -> SourceRecord:
+    return SourceRecord(T, partition, offset, None, b"v", 0)
+
+
+def ranges(batches) -> list[tuple[int, int, int, int]]:  # type: ignore[no-untyped-def]
+    return [(b.range.partition, b.range.first, b.range.last, len(b.records)) for b in batches]
+
+
+def test_due_by_size_and_cut_into_batches_of_at_most_batch_rows() -> None:
+    buffer = BatchBuffer(batch_rows=4, batch_seconds=5, now=Clock())
+    for offset in range(3):
+        buffer.add(rec(offset))
+    assert not buffer.due()
+    for offset in range(3, 9):
+        buffer.add(rec(offset))
+    assert buffer.due()
+    assert ranges(buffer.take()) == [(0, 0, 3, 4), (0, 4, 7, 4), (0, 8, 8, 1)]
+    assert len(buffer) == 0 and not buffer.due()
+
+
+def test_due_by_age_of_the_oldest_record() -> None:
+    clock = Clock()
+    buffer = BatchBuffer(batch_rows=100, batch_seconds=0.5, now=clock)
+    buffer.add(rec(0, partition=1))
+    clock.now += 0.3
+    buffer.add(rec(0, partition=0))
+    assert not buffer.due() and abs(buffer.seconds_until_due() - 0.2) < 1e-9
+    clock.now += 0.2
+    assert buffer.due()
+    assert ranges(buffer.take()) == [(0, 0, 0, 1), (1, 0, 0, 1)]
+
+
+def test_refetched_offsets_are_held_once() -> None:
+    buffer = BatchBuffer(batch_rows=10, batch_seconds=1, now=Clock())
+    for offset in (0, 1, 1, 0, 2):
+        buffer.add(rec(offset))
+    assert len(buffer) == 3
+
+
+def test_unknown_partitions_are_held_until_their_recorded_ranges_are_loaded() -> None:
+    clock = Clock()
+    buffer = BatchBuffer(batch_rows=2, batch_seconds=1, now=clock)
+    buffer.assign([(T, 0)])
+    buffer.add(rec(0))
+    buffer.add(rec(1))
+    clock.now += 5
+    assert not buffer.due() and buffer.take() == []
+    buffer.set_recorded((T, 0), [])
+    assert ranges(buffer.take()) == [(0, 0, 1, 2)]
+
+
+def test_a_replay_is_cut_at_the_recorded_boundaries_whatever_the_batch_size() -> None:
+    clock = Clock()
+    buffer = BatchBuffer(batch_rows=1000, batch_seconds=1, now=clock)
+    buffer.assign([(T, 0)])
+    buffer.set_recorded((T, 0), [OffsetRange(T, 0, 10, 14), OffsetRange(T, 0, 15, 16)])
+    for offset in range(10, 14):
+        buffer.add(rec(offset))
+    clock.now += 10
+    assert not buffer.due(), "an incomplete recorded range waits for its last offset"
+    for offset in range(14, 20):
+        buffer.add(rec(offset))
+    assert buffer.due()
+    assert ranges(buffer.take()) == [(0, 10, 14, 5), (0, 15, 16, 2), (0, 17, 19, 3)]
+
+
+def test_a_replayed_range_with_compacted_offsets_completes_from_the_consumer_position() -> None:
+    buffer = BatchBuffer(batch_rows=1000, batch_seconds=1, now=Clock())
+    buffer.set_recorded((T, 0), [OffsetRange(T, 0, 0, 9)])
+    buffer.add(rec(2))
+    buffer.add(rec(5))
+    assert not buffer.due({(T, 0): 6})
+    assert buffer.due({(T, 0): 11})
+    assert ranges(buffer.take({(T, 0): 11})) == [(0, 0, 9, 2)]
+
+
+def test_revoked_partitions_are_forgotten() -> None:
+    buffer = BatchBuffer(batch_rows=10, batch_seconds=1, now=Clock())
+    buffer.add(rec(0, 0))
+    buffer.add(rec(0, 1))
+    buffer.revoke([(T, 0)])
+    assert ranges(buffer.take()) == [(1, 0, 0, 1)]
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [backoff_seconds(n, 1.0) for n in range(1, 6)] == [0.2, 0.4, 0.8, 1.0, 1.0]
