@@ -104,7 +104,7 @@ def plan_inserts(kind: TopicKind, batch: RangeBatch) -> list[InsertBatch]:
             else:
                 letter = DeadLetter.model_validate_json(record.value)
                 rows.setdefault(DLQ_EVENTS, []).append(dead_letter_row(letter))
-        except ValidationError as exc:
+        except (ValidationError, ValueError) as exc:
             rows.setdefault(DLQ_EVENTS, []).append(dead_letter_row(unreadable_record(kind, record, exc)))
     columns = {
         USAGE_EVENTS: USAGE_EVENT_COLUMNS,
@@ -116,13 +116,17 @@ def plan_inserts(kind: TopicKind, batch: RangeBatch) -> list[InsertBatch]:
     return [InsertBatch(table, columns[table], rows[table], token) for table in columns if table in rows]
 
 
-def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValidationError) -> DeadLetter:
+def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValueError) -> DeadLetter:
     """A DeadLetter for a record that breaks its topic's contract (kept with its bytes)."""
-    first = error.errors()[0] if error.errors() else {"msg": str(error), "type": ""}
-    not_json = first.get("type") == "json_invalid"
-    location = ".".join(str(part) for part in first.get("loc", ())) or "(message)"
+    not_json = False
+    reason = str(error)
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        not_json = first["type"] == "json_invalid"
+        location = ".".join(str(part) for part in first["loc"]) or "(message)"
+        reason = f"{location}: {first['msg']}"
     return DeadLetter(
-        reason=f"sink could not read a {kind} message: {location}: {first['msg']}",
+        reason=f"sink could not read a {kind} message: {reason}",
         error_kind="not_json" if not_json else "schema",
         topic=record.topic,
         partition=record.partition,

@@ -7,10 +7,10 @@ order. Money is quantized to 1e-12 (Decimal(38, 12)); times are converted to UTC
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
-from meterline.messages import BudgetState, DeadLetter, PricedEvent, quantize_money
+from meterline.messages import BudgetState, DeadLetter, PricedEvent
 
 Row = list[Any]
 
@@ -112,8 +112,16 @@ def utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC)
 
 
+# Decimal(38, 12) holds 38 digits; Python's default context (28) would refuse the larger ones.
+_MONEY_CONTEXT = Context(prec=38)
+MONEY_LIMIT = Decimal(10) ** 26
+
+
 def money(amount: Decimal) -> Decimal:
-    return quantize_money(amount)
+    """`amount` at 1e-12 USD; ValueError when it does not fit Decimal(38, 12)."""
+    if not -MONEY_LIMIT < amount < MONEY_LIMIT:
+        raise ValueError(f"{amount} USD does not fit Decimal(38, 12)")
+    return amount.quantize(Decimal("1e-12"), context=_MONEY_CONTEXT)
 
 
 def usage_event_row(event: PricedEvent) -> Row:

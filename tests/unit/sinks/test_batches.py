@@ -131,3 +131,13 @@ def test_batch_log_records_every_range() -> None:
         [["m.sink", "m.usage.priced", 0, 0, 9, 10], ["m.sink", "m.usage.priced", 1, 5, 5, 1]],
         "batches:m.usage.priced:0:0-9,m.usage.priced:1:5-5",
     )
+
+
+def test_money_beyond_decimal_38_12_goes_to_dlq_events_instead_of_blocking_the_partition() -> None:
+    huge = priced(cost_usd=Decimal("1e27")).model_dump_json().encode()
+    fits = priced(event_id="ev-2", cost_usd=Decimal("99999999999999999999999999.999999999999")).model_dump_json().encode()
+    batch = RangeBatch(OffsetRange("m.usage.priced", 0, 0, 1), [record(0, huge), record(1, fits)])
+    usage, dlq = plan_inserts("priced", batch)
+    assert usage.rows[0][USAGE_EVENT_COLUMNS.index("cost_usd")] == Decimal("99999999999999999999999999.999999999999")
+    assert dlq.rows[0][3] == "sink could not read a priced message: 1E+27 USD does not fit Decimal(38, 12)"
+    assert dlq.rows[0][4] == "schema"

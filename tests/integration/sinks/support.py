@@ -1,0 +1,86 @@
+"""Helpers of the sink's integration tests: settings, topics, producing, waiting, totals."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from meterline.messages import PricedEvent
+from meterline.settings import Settings, SinkSettings
+
+
+def sink_settings(bootstrap: str, prefix: str, dsn: str, **sink: Any) -> Settings:
+    options = {"batch_rows": 50, "batch_seconds": 0.2, "retry_max_seconds": 0.5, **sink}
+    return Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix, clickhouse_dsn=dsn, sink=SinkSettings(**options))
+
+
+def create_topics(bootstrap: str, prefix: str, partitions: int = 2) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            [NewTopic(f"{prefix}{name}", partitions, 1) for name in ("usage.priced", "usage.dlq", "budget.state")]
+        )
+    finally:
+        admin.close()
+
+
+def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes | None]]) -> int:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    count = 0
+    for key, value in values:
+        producer.send(topic, key=key, value=value)
+        count += 1
+    producer.flush()
+    producer.close()
+    return count
+
+
+def produce_priced(bootstrap: str, topic: str, events: Iterable[PricedEvent]) -> int:
+    return produce(bootstrap, topic, ((e.team.encode(), e.model_dump_json().encode()) for e in events))
+
+
+def wait_until(condition: Callable[[], bool], what: str, limit: float = 90.0) -> None:
+    """Poll `condition` until true; fail naming `what` after `limit` seconds (a bound, not a goal)."""
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what} after {limit:.0f} s")
+        time.sleep(0.1)
+
+
+def totals(client: Any) -> dict[str, Any]:
+    """Counts and money sums of the raw table (FINAL: collapsed) and of the rollup."""
+    raw = client.query("SELECT count(), sum(cost_usd), uniqExact(event_id) FROM usage_events").result_rows[0]
+    raw_final = client.query("SELECT count(), sum(cost_usd) FROM usage_events FINAL").result_rows[0]
+    hourly = client.query("SELECT sum(requests), sum(cost_usd), sum(input_tokens) FROM usage_hourly").result_rows[0]
+    return {
+        "raw_rows": raw[0],
+        "raw_cost": raw[1],
+        "raw_ids": raw[2],
+        "final_rows": raw_final[0],
+        "final_cost": raw_final[1],
+        "hourly_requests": hourly[0],
+        "hourly_cost": hourly[1],
+        "hourly_input_tokens": hourly[2],
+        "unpriced": client.query("SELECT count() FROM unpriced_events").result_rows[0][0],
+    }
+
+
+def expected_totals(events: list[PricedEvent]) -> dict[str, Any]:
+    cost = sum((e.cost_usd for e in events), Decimal(0))
+    return {
+        "raw_rows": len(events),
+        "raw_cost": cost,
+        "raw_ids": len({e.event_id for e in events}),
+        "final_rows": len(events),
+        "final_cost": cost,
+        "hourly_requests": len(events),
+        "hourly_cost": cost,
+        "hourly_input_tokens": sum(e.input_tokens for e in events),
+        "unpriced": sum(1 for e in events if not e.priced),
+    }

@@ -1,0 +1,54 @@
+"""SinkRunner against the real broker and the real embedded ClickHouse engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from meterline.messages import BudgetState, DeadLetter
+from meterline.sinks.client import open_client
+from meterline.sinks.runner import SinkRunner
+from meterline.sinks.samples import sample_priced_events
+
+from .support import create_topics, expected_totals, produce, produce_priced, sink_settings, totals, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def test_priced_dlq_and_budget_messages_land_exactly_once(kafka_bootstrap: str, topic_prefix: str, chdb_dsn: str) -> None:
+    settings = sink_settings(kafka_bootstrap, topic_prefix, chdb_dsn, batch_rows=70)
+    create_topics(kafka_bootstrap, topic_prefix)
+    events = sample_priced_events(400, seed=11)
+    produce_priced(kafka_bootstrap, settings.topic("usage.priced"), events)
+    state = BudgetState(
+        team="search", budget="monthly", period="2026-10", period_start=datetime(2026, 10, 1, tzinfo=UTC),
+        period_end=datetime(2026, 11, 1, tzinfo=UTC), spend_usd=Decimal("40.25"), limit_usd=Decimal("100"),
+        percent=Decimal("40.25"), hard_limit=True, over_hard_limit=False, updated_at=datetime(2026, 10, 9, tzinfo=UTC),
+    )
+    letter = DeadLetter(reason="schema: team missing", error_kind="schema", topic=settings.topic("usage"), partition=0,
+                        offset=3, key_b64=None, value_b64="e30=", received_at=datetime(2026, 10, 9, tzinfo=UTC))
+    produce(kafka_bootstrap, settings.topic("budget.state"), [(b"search/monthly", state.model_dump_json().encode()), (b"x/y", None)])
+    produce(kafka_bootstrap, settings.topic("usage.dlq"), [(b"k", letter.model_dump_json().encode()), (b"k", b"not json")])
+
+    runner = SinkRunner(settings)
+    runner.start()
+    try:
+        wait_until(lambda: runner.stats["commits"] > 0 and runner.stats["records_consumed"] == 404
+                   and runner.stats["usage_rows"] == 400 and runner.stats["dlq_rows"] == 2, "the sink to write everything")
+        assert runner.healthy()
+    finally:
+        runner.stop()
+    assert not runner.healthy()
+    client = open_client(chdb_dsn)
+    try:
+        assert totals(client) == expected_totals(events)
+        assert client.query("SELECT team, budget, spend_usd, hard_limit FROM budget_snapshots").result_rows == [
+            ("search", "monthly", Decimal("40.25"), True)
+        ]
+        dlq = client.query("SELECT topic, offset, error_kind FROM dlq_events ORDER BY topic").result_rows
+        assert dlq == [(settings.topic("usage"), 3, "schema"), (settings.topic("usage.dlq"), 1, "not_json")]
+        assert runner.stats["batches_written"] >= 400 // 70
+    finally:
+        client.close()
