@@ -170,6 +170,18 @@ class AlertSettings(_Section):
     """When this many alerts are pending for one channel, send one digest instead."""
     secrets_file: Path | None = None
     """Optional TOML file holding slack_token, slack_webhook_url, smtp_password."""
+    smtp_ca_file: Path | None = None
+    """CA bundle (PEM) that verifies the SMTP server's certificate (default: the system CAs)."""
+    send_timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of one Slack or SMTP send attempt (default 10 s)."""
+    retry_initial_seconds: float = Field(1.0, gt=0)
+    """First backoff after a transient failure; doubles each attempt, with jitter (default 1 s)."""
+    retry_max_seconds: float = Field(60.0, gt=0)
+    """Cap of one backoff between send attempts (default 60 s)."""
+    resend_unconfirmed: bool = False
+    """After a crash between sending and recording, re-send when delivery cannot be confirmed
+    (SMTP, webhook, Slack without history access): at-least-once. Default False: at-most-once,
+    recorded as failed with the reason."""
 
 
 class BudgetConfig(_Section):
