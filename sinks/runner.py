@@ -63,8 +63,10 @@ class SinkRunner:
         *,
         client_factory: Callable[[], Client] | None = None,
         on_flush_step: FlushObserver | None = None,
+        consumer_options: dict[str, Any] | None = None,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`consumer_options` are extra KafkaConsumer settings (e.g. `session_timeout_ms`)."""
         self.settings = settings
         self.consumer_group = f"{settings.topic_prefix}sink"
         self.topics: dict[str, TopicKind] = {
@@ -75,6 +77,7 @@ class SinkRunner:
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
         self._client_factory = client_factory or self._default_client_factory
         self._on_flush_step = on_flush_step
+        self._consumer_options = dict(consumer_options or {})
         self._now = now
         self._buffer = BatchBuffer(settings.sink.batch_rows, settings.sink.batch_seconds, now)
         self._stop = threading.Event()
@@ -102,6 +105,11 @@ class SinkRunner:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+
+    @property
+    def held_records(self) -> int:
+        """Records consumed and not yet handed to a write."""
+        return len(self._buffer)
 
     def healthy(self) -> bool:
         """True while the thread runs and its last write (if any) succeeded."""
@@ -263,6 +271,7 @@ class SinkRunner:
             metadata_max_age_ms=5000,
             # Holding offsets through a long ClickHouse outage must not cost the assignment.
             max_poll_interval_ms=max(300_000, int(self.settings.sink.retry_max_seconds * 4000)),
+            **self._consumer_options,
         )
         consumer.subscribe(list(self.topics), listener=_Listener())
         return consumer
