@@ -325,7 +325,9 @@ class PriceCatalog:
             provider_id = self.provider_id(provider)
             provider_ids = [] if provider_id is None else [provider_id]
         else:
-            provider_ids = self.provider_ids()
+            # The provider the name belongs to first, then others serving it (Azure, Bedrock, ...).
+            inferred = self.infer_provider(model)
+            provider_ids = sorted(self.provider_ids(), key=lambda known: known != inferred)
         history: list[PriceEntry | str] = []
         seen: set[int] = set()
         for provider_id in provider_ids:
