@@ -1,5 +1,29 @@
-"""meterline.sinks: the ClickHouse schema (migrations), the batched idempotent sink, read-only SQL."""
+"""meterline.sinks: the ClickHouse schema (migrations), the batched idempotent sink, read-only SQL.
+
+Heavy imports (kafka, clickhouse_connect, aiohttp) stay inside the modules that need them:
+import `meterline.sinks.runner.SinkRunner` and `meterline.sinks.web.make_sql_handler` directly.
+"""
 
 from meterline.sinks.migrations import Migration, apply_migrations
+from meterline.sinks.query import run_readonly_query
 
-__all__ = ["Migration", "apply_migrations"]
+TABLES = (
+    "usage_events",
+    "usage_hourly",
+    "budget_snapshots",
+    "dlq_events",
+    "unpriced_events",
+    "alert_deliveries",
+    "sink_batches",
+    "schema_migrations",
+)
+VIEWS = (
+    "spend_per_team_day",
+    "spend_per_team_month",
+    "spend_per_model",
+    "cost_per_1k_requests",
+    "cache_batch_savings",
+    "spend_vs_budget",
+)
+
+__all__ = ["TABLES", "VIEWS", "Migration", "apply_migrations", "run_readonly_query"]

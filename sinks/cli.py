@@ -12,6 +12,8 @@ db_app = typer.Typer(help="The ClickHouse database: engine, version, tables.", n
 def register(app: typer.Typer) -> None:
     """Add this component's commands to the main app."""
     app.command("migrate")(migrate)
+    app.command("sql")(sql)
+    app.add_typer(db_app, name="db")
 
 
 def migrate(ctx: typer.Context) -> None:
@@ -46,6 +48,36 @@ def migrate(ctx: typer.Context) -> None:
     console.print(f"database: {redact_dsn(dsn)}", highlight=False)
 
 
+def sql(
+    ctx: typer.Context,
+    query: Annotated[str, typer.Argument(help="One read-only statement: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS.")],
+    output: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
+) -> None:
+    """Run read-only SQL (readonly=1) on the cost database and print the rows.
+
+    Works on a server DSN directly and on the embedded database; while a `meterline worker`
+    holds the embedded database, the query goes through the worker's /sql web endpoint.
+    Views to start from: spend_per_team_day, spend_per_team_month, spend_per_model,
+    cost_per_1k_requests, cache_batch_savings, spend_vs_budget (see docs/queries.md).
+    """
+    import sys
+
+    from meterline.cli import fail, settings_from
+    from meterline.sinks.errors import SinkError
+    from meterline.sinks.query import OUTPUT_FORMATS
+    from meterline.sinks.routing import run_sql
+
+    if output not in OUTPUT_FORMATS:
+        raise fail(f"unknown --format {output!r}: use one of {', '.join(OUTPUT_FORMATS)}", code=2)
+    settings = settings_from(ctx)
+    try:
+        _, body, _ = run_sql(settings, query, output)
+    except SinkError as exc:
+        raise fail(str(exc)) from exc
+    sys.stdout.buffer.write(body)
+    sys.stdout.flush()
+
+
 @db_app.command("info")
 def db_info(
     ctx: typer.Context,
@@ -56,11 +88,15 @@ def db_info(
     from rich.console import Console
     from rich.table import Table
 
-    from meterline.cli import settings_from
+    from meterline.cli import fail, settings_from
     from meterline.sinks.dbinfo import collect_db_info
+    from meterline.sinks.errors import SinkError
 
     settings = settings_from(ctx)
-    info = collect_db_info(settings)
+    try:
+        info = collect_db_info(settings)
+    except SinkError as exc:
+        raise fail(str(exc)) from exc
     console = Console()
     if as_json:
         console.print_json(orjson.dumps(info.as_dict()).decode())

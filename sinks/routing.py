@@ -1,0 +1,87 @@
+"""Where a read-only query runs: on the DSN directly, or through the worker holding it.
+
+chDB lets one process open a path. When a worker holds the embedded database, the query is
+sent to the worker's `/sql` endpoint instead (loopback by default).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from meterline.settings import Settings
+from meterline.sinks.client import is_embedded, open_client
+from meterline.sinks.errors import ReadOnlyQueryError, SinkError
+from meterline.sinks.query import run_readonly_query
+
+Via = Literal["direct", "worker"]
+
+
+class WorkerUnreachableError(SinkError):
+    """The embedded database is held by another process whose /sql endpoint did not answer."""
+
+
+def embedded_path(dsn: str) -> Path:
+    return Path(urlsplit(dsn).path)
+
+
+def embedded_path_is_held(path: Path) -> bool:
+    """True when another process holds the chDB path (ClickHouse's lock on `<path>/status`)."""
+    status = path / "status"
+    if not status.exists():
+        return False
+    with status.open("rb") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return True
+            raise
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+def worker_sql_url(settings: Settings) -> str:
+    return f"http://{settings.stream.web_host}:{settings.stream.web_port}/sql"
+
+
+def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60.0) -> tuple[str, bytes]:
+    """POST the query to the worker's /sql endpoint; ReadOnlyQueryError for a refused query."""
+    url = worker_sql_url(settings)
+    request = urllib.request.Request(
+        url, data=json.dumps({"sql": sql, "format": fmt}).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
+            return response.headers.get("Content-Type", "text/plain"), response.read()
+    except urllib.error.HTTPError as exc:
+        message = exc.read().decode("utf-8", "replace").strip()
+        if exc.code == 400:
+            raise ReadOnlyQueryError(message) from exc
+        raise WorkerUnreachableError(f"the worker at {url} answered {exc.code}: {message}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise WorkerUnreachableError(
+            f"the embedded database {settings.effective_clickhouse_dsn} is held by another process, "
+            f"and no worker answered at {url} ({getattr(exc, 'reason', exc)}). Stop the process holding it, "
+            "or start `meterline worker` (its web endpoint serves /sql), or set stream.web_host/web_port."
+        ) from exc
+
+
+def run_sql(settings: Settings, sql: str, fmt: str) -> tuple[str, bytes, Via]:
+    """Run a read-only query where it can run; return (content type, body, how it ran)."""
+    dsn = settings.effective_clickhouse_dsn
+    if is_embedded(dsn) and embedded_path_is_held(embedded_path(dsn)):
+        content_type, body = query_via_worker(settings, sql, fmt)
+        return content_type, body, "worker"
+    client = open_client(dsn)
+    try:
+        content_type, body = run_readonly_query(client, sql, fmt)
+    finally:
+        client.close()
+    return content_type, body, "direct"

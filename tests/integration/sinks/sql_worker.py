@@ -1,0 +1,41 @@
+"""Stands in for a worker: holds a chDB path and serves make_sql_handler on loopback.
+
+Run by test_sql: `python sql_worker.py DSN PORT`. Writes 200 sample events, prints READY,
+and serves until stdin closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from aiohttp import web
+
+from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
+from meterline.sinks.client import open_client
+from meterline.sinks.migrations import apply_migrations
+from meterline.sinks.samples import sample_priced_events
+from meterline.sinks.web import make_sql_handler
+from meterline.sinks.writer import write_batch
+
+
+async def main(dsn: str, port: int) -> None:
+    client = open_client(dsn)
+    apply_migrations(client)
+    events = sample_priced_events(200, seed=9)
+    records = [SourceRecord("w.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
+    for insert in plan_inserts("priced", RangeBatch(OffsetRange("w.usage.priced", 0, 0, 199), records)):
+        write_batch(client, insert)
+    app = web.Application()
+    app.router.add_route("*", "/sql", make_sql_handler(lambda: open_client(dsn)))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print("READY", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await runner.cleanup()
+    client.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
