@@ -197,14 +197,16 @@ class PriceCatalog:
                 f"unknown provider {provider!r}: use a provider id from `meterline prices list` "
                 "or add the model to a price override file"
             )
+        later = ""
         for timeline in self._timelines_for(provider_id, model):
             found = timeline.for_day(day)
             if isinstance(found, str):
                 return unpriced(found)
             if found is not None:
                 return found
+            later = f" (its override price starts on {timeline.not_before})"
         return unpriced(
-            f"no price for model {model!r} of provider {provider_id!r} on {day.isoformat()}: "
+            f"no price for model {model!r} of provider {provider_id!r} on {day.isoformat()}{later}: "
             "add it to a price override file (pricing.override_files)"
         )
 

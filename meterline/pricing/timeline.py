@@ -111,7 +111,7 @@ class ModelTimeline:
         self.model = model
         self._namer = namer
         self._batch_multiplier = batch_multiplier
-        self._not_before = not_before
+        self.not_before = not_before
         self._batch_variants = [
             (index, variant)
             for index, variant in enumerate(model.price_variants or ())
@@ -143,7 +143,7 @@ class ModelTimeline:
 
     def for_day(self, day: date) -> DayPrice | str | None:
         """The price(s) in force on a UTC day; a str says why there is none; None: not yet."""
-        if self._not_before is not None and day < self._not_before:
+        if self.not_before is not None and day < self.not_before:
             return None
         midnight = datetime.combine(day, time(), tzinfo=UTC)
         picks: list[tuple[int, PriceEntry | str]] = []
