@@ -140,7 +140,7 @@ def estimate(
                 "model": model,
                 "requests_per_day": requests_per_day,
                 "per_request": result_json(found.per_request),
-                **{name: str(amount) for name, amount in found.periods.items()},
+                **{name: decimal_text(amount) for name, amount in found.periods.items()},
             }
         )
         return
@@ -229,6 +229,11 @@ def _parse_at(text: str | None) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def decimal_text(amount: Decimal) -> str:
+    """A decimal string without exponent: `0.000000000000`, never `0E-12`."""
+    return f"{amount:f}"
+
+
 def money_text(amount: Decimal) -> str:
     """USD for people: cents when exact in cents, else every significant decimal."""
     if amount == amount.quantize(Decimal("0.01")):
@@ -243,13 +248,14 @@ def _rate_text(rate: Decimal | None) -> str:
 def result_json(result: PriceResult) -> dict[str, Any]:
     """A PriceResult as JSON-ready data: money as decimal strings plus a `breakdown`."""
     fields = {
-        name: str(value) if isinstance(value, Decimal) else value for name, value in result.as_fields().items()
+        name: decimal_text(value) if isinstance(value, Decimal) else value
+        for name, value in result.as_fields().items()
     }
     fields["breakdown"] = {
-        "input_usd": str(result.input_cost_usd),
-        "cache_read_usd": str(result.cache_read_cost_usd),
-        "cache_write_usd": str(result.cache_write_cost_usd),
-        "output_usd": str(result.output_cost_usd),
+        "input_usd": decimal_text(result.input_cost_usd),
+        "cache_read_usd": decimal_text(result.cache_read_cost_usd),
+        "cache_write_usd": decimal_text(result.cache_write_cost_usd),
+        "output_usd": decimal_text(result.output_cost_usd),
     }
     return fields
 
