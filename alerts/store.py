@@ -1,0 +1,194 @@
+"""The delivery log in ClickHouse `alert_deliveries` (created by `meterline migrate`).
+
+One row per state change of an (alert_id, channel, target); ReplacingMergeTree(recorded_at)
+keeps the latest, read with FINAL. Statuses: `sending` (an attempt may be under way, or, with
+reason starting "not sent: ", the last attempt was refused and another is due), `sent`, `failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, dataclass, replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+from meterline.alerts.errors import AlertConfigError
+from meterline.alerts.routing import Destination
+from meterline.messages import AlertEvent
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+TABLE = "alert_deliveries"
+COLUMNS = (
+    "alert_id", "channel", "target", "status", "attempts", "reason", "external_id",
+    "team", "budget", "kind", "period", "recorded_at",
+)  # fmt: skip
+NOT_SENT_PREFIX = "not sent: "
+# Synchronous inserts: a 'sending' row must be on disk before the send starts.
+WRITE_SETTINGS = {"async_insert": 0}
+
+DeliveryStatus = Literal["sending", "sent", "failed"]
+DeliveryKey = tuple[str, str, str]
+FINAL_STATUSES = frozenset({"sent", "failed"})
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One state of one delivery, as stored."""
+
+    alert_id: str
+    channel: str
+    target: str
+    status: str
+    attempts: int
+    reason: str
+    external_id: str
+    team: str
+    budget: str
+    kind: str
+    period: str
+    recorded_at: datetime
+
+    @property
+    def key(self) -> DeliveryKey:
+        return (self.alert_id, self.channel, self.target)
+
+    @property
+    def known_not_sent(self) -> bool:
+        """A 'sending' row written after a refused attempt: nothing reached the destination."""
+        return self.status == "sending" and self.reason.startswith(NOT_SENT_PREFIX)
+
+
+def delivery_record(
+    alert: AlertEvent,
+    destination: Destination,
+    status: DeliveryStatus,
+    recorded_at: datetime,
+    *,
+    attempts: int = 0,
+    reason: str = "",
+    external_id: str = "",
+) -> DeliveryRecord:
+    return DeliveryRecord(
+        alert.alert_id, destination.channel, destination.target, status, attempts, reason[:2000], external_id,
+        alert.team, alert.budget, alert.kind, alert.period, recorded_at,
+    )  # fmt: skip
+
+
+class DeliveryLog:
+    """Read and write `alert_deliveries` through one clickhouse-connect client (not thread-safe)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._last_stamp: datetime | None = None
+
+    def stamp(self, now: datetime) -> datetime:
+        """`now`, moved 1 ms past the previous stamp when needed: the latest row must win."""
+        if self._last_stamp is not None and now <= self._last_stamp:
+            now = self._last_stamp + timedelta(milliseconds=1)
+        self._last_stamp = now
+        return now
+
+    def write(self, records: list[DeliveryRecord]) -> None:
+        if records:
+            rows = [list(astuple(record)) for record in records]
+            self._client.insert(TABLE, rows, column_names=list(COLUMNS), settings=WRITE_SETTINGS)
+
+    def latest(self, alert_ids: list[str]) -> dict[DeliveryKey, DeliveryRecord]:
+        """The latest record of every delivery of these alerts."""
+        if not alert_ids:
+            return {}
+        result = self._client.query(
+            f"SELECT {', '.join(COLUMNS)} FROM {TABLE} FINAL WHERE alert_id IN {{ids:Array(String)}}",
+            parameters={"ids": sorted(set(alert_ids))},
+        )
+        records = [_record(row) for row in result.result_rows]
+        return {record.key: record for record in records}
+
+    def recent(self, since: datetime, limit: int = 500) -> list[DeliveryRecord]:
+        """Deliveries whose latest state was recorded at or after `since`, newest first."""
+        result = self._client.query(
+            f"SELECT {', '.join(COLUMNS)} FROM {TABLE} FINAL WHERE recorded_at >= {{since:DateTime64(3, 'UTC')}} "
+            "ORDER BY recorded_at DESC LIMIT {limit:UInt32}",
+            parameters={"since": since, "limit": limit},
+        )
+        return [_record(row) for row in result.result_rows]
+
+
+def _record(row: tuple[object, ...] | list[object]) -> DeliveryRecord:
+    values = list(row)
+    values[4] = int(values[4])  # type: ignore[call-overload]
+    return DeliveryRecord(*values)  # type: ignore[arg-type]
+
+
+class AsyncDeliveryLog:
+    """DeliveryLog for the event loop: every call runs on one dedicated thread, in order.
+
+    The client is created on that thread by `client_factory`. A failed ClickHouse call is
+    retried (capped backoff) until it succeeds or `close` is called: a delivery is never
+    reported done before its state is stored.
+    """
+
+    def __init__(self, client_factory: Callable[[], Client], *, retry_max_seconds: float = 5.0) -> None:
+        self._factory = client_factory
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterline-alert-log")
+        self._log: DeliveryLog | None = None
+        self._client: Client | None = None
+        self._retry_max = retry_max_seconds
+        self._closing = False
+        self.last_error: str | None = None
+
+    def _open(self) -> DeliveryLog:
+        if self._log is None:
+            self._client = self._factory()
+            self._log = DeliveryLog(self._client)
+        return self._log
+
+    async def _call(self, what: str, fn: Callable[[DeliveryLog], T]) -> T:
+        loop = asyncio.get_running_loop()
+        delay = 0.1
+        while True:
+            try:
+                result = await loop.run_in_executor(self._executor, lambda: fn(self._open()))
+            except Exception as exc:  # noqa: BLE001 - any failure: not stored, try again
+                self.last_error = f"{what}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                if self._closing:
+                    raise
+                log.warning("alert delivery log %s; retrying in %.1fs", self.last_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(self._retry_max, delay * 2)
+                continue
+            self.last_error = None
+            return result
+
+    async def write(self, records: list[DeliveryRecord]) -> None:
+        await self._call("write", lambda store: store.write([replace(r, recorded_at=store.stamp(r.recorded_at)) for r in records]))
+
+    async def latest(self, alert_ids: list[str]) -> dict[DeliveryKey, DeliveryRecord]:
+        return await self._call("read", lambda store: store.latest(alert_ids))
+
+    async def check_table(self) -> None:
+        """Raise AlertConfigError when `alert_deliveries` does not exist yet."""
+
+        def exists(store: DeliveryLog) -> bool:
+            assert self._client is not None
+            return bool(self._client.command(f"EXISTS TABLE {TABLE}"))
+
+        if not await self._call("check table", exists):
+            raise AlertConfigError(f"ClickHouse has no {TABLE} table: run `meterline migrate` first")
+
+    def close(self) -> None:
+        self._closing = True
+
+        def _close() -> None:
+            if self._client is not None:
+                self._client.close()
+
+        self._executor.submit(_close).result(timeout=30)
+        self._executor.shutdown(wait=True)
