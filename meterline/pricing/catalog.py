@@ -19,7 +19,7 @@ from meterline.pricing.errors import InvalidUsageError
 from meterline.pricing.overrides import OverrideRow, match_of, model_price_of, read_override_files
 from meterline.pricing.providers import batch_multiplier_for, canonical_provider
 from meterline.pricing.result import MONEY_ZERO, PriceResult, make_result, unpriced
-from meterline.pricing.timeline import DayPrice, DayWindows, ModelTimeline
+from meterline.pricing.timeline import DayWindows, ModelTimeline
 
 if TYPE_CHECKING:
     from meterline.events import UsageEvent
