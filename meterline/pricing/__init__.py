@@ -7,10 +7,14 @@
 
 from __future__ import annotations
 
-from meterline.pricing.catalog import PriceCatalog
-from meterline.pricing.entry import Band, PriceEntry
-from meterline.pricing.errors import InvalidUsageError, OverrideFileError, PricingError
-from meterline.pricing.result import PriceResult
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from meterline.pricing.catalog import PriceCatalog
+    from meterline.pricing.entry import Band, PriceEntry
+    from meterline.pricing.errors import InvalidUsageError, OverrideFileError, PricingError
+    from meterline.pricing.result import PriceResult
 
 __all__ = [
     "Band",
@@ -21,3 +25,21 @@ __all__ = [
     "PriceResult",
     "PricingError",
 ]
+
+# Imported on first use: `meterline --help` loads this package (for its commands) and should
+# not pay for genai-prices and pydantic models it does not need.
+_HOMES = {
+    "PriceCatalog": "catalog",
+    "Band": "entry",
+    "PriceEntry": "entry",
+    "InvalidUsageError": "errors",
+    "OverrideFileError": "errors",
+    "PricingError": "errors",
+    "PriceResult": "result",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(f"meterline.pricing.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'meterline.pricing' has no attribute {name!r}")
