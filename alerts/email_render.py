@@ -36,8 +36,10 @@ def message_id_for(alert_ids: tuple[str, ...], sender: str) -> str:
 def alert_text_lines(view: AlertView) -> list[str]:
     width = max(len(label) for label, _ in view.facts) + 2
     lines = [view.title, ""]
-    lines += [f"{label + ':':<{width}}{value}" for label, value in view.facts]
-    lines += [f"{'':<{width}}[{view.bar}] {view.percent}"]
+    for label, value in view.facts:
+        lines.append(f"{label + ':':<{width}}{value}")
+        if label == "Spend":
+            lines.append(f"{'':<{width}}[{view.bar}]")
     if view.notes:
         lines += [""] + list(view.notes)
     if view.top_models:

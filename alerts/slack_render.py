@@ -89,7 +89,10 @@ def alert_message(view: AlertView) -> SlackMessage:
 def digest_message(views: list[AlertView]) -> SlackMessage:
     """One message standing for many alerts (sent instead of a burst)."""
     title = f":bell: {len(views)} budget alerts"
-    lines = [f"• {escape_mrkdwn(view.summary)}" for view in views[:DIGEST_LINES]]
+    lines = [
+        f"• {escape_mrkdwn(view.summary)}" + (f" (<{view.link}|dashboard>)" if view.link else "")
+        for view in views[:DIGEST_LINES]
+    ]
     if len(views) > DIGEST_LINES:
         lines.append(f"…and {len(views) - DIGEST_LINES} more")
     blocks: list[Block] = [_header(title)]

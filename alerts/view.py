@@ -116,7 +116,7 @@ def _title(alert: AlertEvent) -> str:
         return f"{name} crossed {format_percent(threshold)} of its {period} budget"
     if alert.kind == "forecast":
         forecast = alert.forecast_usd if alert.forecast_usd is not None else alert.spend_usd
-        return f"{name} is on track to spend {format_usd(forecast)} of {format_usd(alert.limit_usd)} this period"
+        return f"{name} is forecast to spend {format_usd(forecast)} this period (limit {format_usd(alert.limit_usd)})"
     return f"{name} has {alert.unpriced_events} unpriced events this period"
 
 
@@ -170,7 +170,7 @@ def alert_view(alert: AlertEvent, now: datetime, dashboard_url: str | None = Non
         alert_id=alert.alert_id,
         kind=alert.kind,
         title=title,
-        summary=f"{title} ({spend})",
+        summary=f"{title}: {spend}",
         facts=tuple(facts),
         bar=percent_bar(alert.percent),
         percent=format_percent(alert.percent),
