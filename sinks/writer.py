@@ -25,10 +25,31 @@ def insert_settings(batch: InsertBatch) -> dict[str, Any]:
     return {**INSERT_SETTINGS, "insert_deduplication_token": batch.dedup_token}
 
 
+def arrow_table(batch: InsertBatch) -> Any:
+    """The rows as an Arrow table: columnar, so ClickHouse ingests it several times faster
+    than rows encoded in Python. Money is decimal128(38, 12) (exact), tags a string map."""
+    import pyarrow as pa
+
+    columns = list(zip(*batch.rows, strict=True)) if batch.rows else [() for _ in batch.columns]
+    arrays = {}
+    for name, values in zip(batch.columns, columns, strict=True):
+        if name in _MAP_COLUMNS:
+            arrays[name] = pa.array(values, type=pa.map_(pa.string(), pa.string()))
+        elif name.endswith("_usd") or name in _DECIMAL_COLUMNS:
+            arrays[name] = pa.array(values, type=pa.decimal128(38, 12))
+        else:
+            arrays[name] = pa.array(values)
+    return pa.table(arrays)
+
+
+_MAP_COLUMNS = frozenset({"tags"})
+_DECIMAL_COLUMNS = frozenset({"percent"})
+
+
 def write_batch(client: Client, batch: InsertBatch) -> None:
     """Insert `batch`; raise SinkWriteError (retryable) on any ClickHouse or network failure."""
     try:
-        client.insert(batch.table, batch.rows, column_names=list(batch.columns), settings=insert_settings(batch))
+        client.insert_arrow(batch.table, arrow_table(batch), settings=insert_settings(batch))
     except Exception as exc:  # noqa: BLE001 - every failure here means "not written": retry
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SinkWriteError(batch.table, reason) from exc

@@ -55,6 +55,11 @@ def test_every_column_type_round_trips(sink_client) -> None:  # type: ignore[no-
     assert month == [(202610,)], "partitioned by the UTC month of occurred_at"
     unpriced = sink_client.query("SELECT event_id, unpriced_reason, project FROM unpriced_events").result_rows
     assert unpriced == [("ev-bare", "no price", None)]
+    # A batch whose nullable columns are all NULL and whose tags are all empty.
+    alone = bare.model_copy(update={"event_id": "ev-alone"})
+    write_events(sink_client, [alone], first_offset=2)
+    got = sink_client.query(f"SELECT {', '.join(USAGE_EVENT_COLUMNS)} FROM usage_events WHERE event_id = 'ev-alone'").result_rows
+    assert [list(row) for row in got] == [usage_event_row(alone)]
 
 
 def test_the_same_batch_written_twice_changes_nothing(sink_client) -> None:  # type: ignore[no-untyped-def]

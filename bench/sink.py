@@ -1,0 +1,88 @@
+"""Rows/s the sink writes to the embedded engine (chDB) for a realistic batch.
+
+Prints medians over several batches for two figures:
+- write: one INSERT of planned rows into usage_events (with its hourly-rollup materialized
+  view and an insert deduplication token), i.e. what ClickHouse accepts;
+- decode+plan+write: from Kafka message bytes (PricedEvent JSON) to rows in ClickHouse.
+Goal: write >= 200,000 rows/s. Usage: `.venv/bin/python bench/sink.py [--rows 100000] [--runs 5]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
+from meterline.sinks.client import open_client
+from meterline.sinks.migrations import apply_migrations
+from meterline.sinks.samples import sample_priced_events
+from meterline.sinks.writer import write_batch
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000, help="rows per batch (default 100000)")
+    parser.add_argument("--runs", type=int, default=5, help="batches per figure (default 5)")
+    args = parser.parse_args()
+
+    events = sample_priced_events(args.rows, seed=1)
+    values = [e.model_dump_json().encode() for e in events]
+    with tempfile.TemporaryDirectory() as folder:
+        client = open_client(f"chdb://{folder}/clickhouse")
+        try:
+            apply_migrations(client)
+            write_rates, full_rates = [], []
+            for run in range(args.runs):
+                first = run * args.rows * 2
+                # Fresh event ids per batch, so ReplacingMergeTree merges collapse nothing.
+                tag = b'"event_id":"w%d-' % run
+                records = [
+                    SourceRecord("bench.usage.priced", 0, first + i, None, v.replace(b'"event_id":"', tag, 1), 0)
+                    for i, v in enumerate(values)
+                ]
+                batch = RangeBatch(OffsetRange("bench.usage.priced", 0, first, first + args.rows - 1), records)
+                inserts = plan_inserts("priced", batch)
+                started = time.perf_counter()
+                for insert in inserts:
+                    write_batch(client, insert)
+                write_rates.append(args.rows / (time.perf_counter() - started))
+
+                second = first + args.rows
+                tag = b'"event_id":"f%d-' % run
+                records = [
+                    SourceRecord("bench.usage.priced", 0, second + i, None, v.replace(b'"event_id":"', tag, 1), 0)
+                    for i, v in enumerate(values)
+                ]
+                started = time.perf_counter()
+                batch = RangeBatch(OffsetRange("bench.usage.priced", 0, second, second + args.rows - 1), records)
+                for insert in plan_inserts("priced", batch):
+                    write_batch(client, insert)
+                full_rates.append(args.rows / (time.perf_counter() - started))
+            stored = client.query("SELECT count() FROM usage_events FINAL").result_rows[0][0]
+        finally:
+            client.close()
+    assert stored == args.rows * args.runs * 2, f"expected {args.rows * args.runs * 2} rows, found {stored}"
+    print(f"machine: {machine()}")
+    print(f"batch: {args.rows:,} realistic priced events (35 columns, Decimal(38,12) money, Map tags), {args.runs} runs")
+    print(f"write (INSERT + rollup MV + dedup token): median {statistics.median(write_rates):,.0f} rows/s "
+          f"(min {min(write_rates):,.0f}, max {max(write_rates):,.0f}); goal >= 200,000")
+    print(f"decode+plan+write from Kafka bytes:       median {statistics.median(full_rates):,.0f} rows/s "
+          f"(min {min(full_rates):,.0f}, max {max(full_rates):,.0f})")
+
+
+if __name__ == "__main__":
+    main()
