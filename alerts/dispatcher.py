@@ -239,6 +239,7 @@ class AlertDispatcher:
                 if key in self._outcomes or (record is not None and record.status in FINAL_STATUSES):
                     self.stats["duplicates"] += 1
                 elif key in self._active:
+                    self.stats["duplicates"] += 1  # in flight: its offset waits for that delivery
                     jobs.append(self._active[key])
                 else:
                     job = Job(alert, destination, leftover=record if record is not None else None)

@@ -47,7 +47,7 @@ class FakeSlack:
         self.holding = threading.Event()
         self._lock = threading.Lock()
         self._release = threading.Event()
-        self._ts = 1_700_000_000
+        self._ts = time.time()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -89,8 +89,8 @@ class FakeSlack:
                 return planned.pop(0)
             if method == "chat.postMessage":
                 channel = self.channel_id(str(args["channel"]).lstrip("#"))
-                self._ts += 1
-                message = {"type": "message", "ts": f"{self._ts}.000100", "text": args.get("text"), "blocks": args.get("blocks")}
+                self._ts = max(self._ts + 0.0001, time.time())
+                message = {"type": "message", "ts": f"{self._ts:.6f}", "text": args.get("text"), "blocks": args.get("blocks")}
                 if args.get("metadata"):
                     message["metadata"] = args["metadata"]
                 self.messages.setdefault(channel, []).append(message)
