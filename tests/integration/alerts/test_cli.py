@@ -1,0 +1,99 @@
+"""`meterline alerts test` and `meterline alerts list` against real servers and chDB."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from meterline.alerts.routing import Destination
+from meterline.alerts.store import DeliveryLog, delivery_record
+from meterline.cli import app
+from meterline.services.kafka_local import find_free_port
+from meterline.sinks.client import open_client
+from meterline.sinks.migrations import apply_migrations
+from tests.integration.alerts.conftest import SmtpServer
+from tests.integration.alerts.slack_server import FakeSlack, Scripted
+from tests.unit.alerts.samples import forecast_alert, threshold_alert
+
+pytestmark = pytest.mark.integration
+
+
+def run(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
+    env = {"METERLINE_DATA_DIR": str(tmp_path), "COLUMNS": "250", **env}
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def test_alerts_test_slack_posts_and_reports(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    code, output = run(
+        tmp_path, "alerts", "test", "--channel", "slack", "--target", "#ops",
+        METERLINE_ALERTS__SLACK_TOKEN="xoxb-cli-token", METERLINE_ALERTS__SLACK_BASE_URL=fake_slack.base_url,
+    )  # fmt: skip
+    assert code == 0, output
+    assert "delivered to slack:#ops after 1 attempt(s)" in output
+    (call,) = fake_slack.calls("chat.postMessage")
+    assert call.args["channel"] == "#ops" and "meterline/test crossed 80%" in call.args["text"]
+    assert "xoxb-cli-token" not in output
+
+
+def test_alerts_test_reports_a_permanent_failure_with_exit_1(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    fake_slack.plan("chat.postMessage", Scripted(200, {"ok": False, "error": "channel_not_found"}))
+    code, output = run(
+        tmp_path, "alerts", "test", "--channel", "slack",
+        METERLINE_ALERTS__SLACK_TOKEN="xoxb-cli-token", METERLINE_ALERTS__SLACK_BASE_URL=fake_slack.base_url,
+    )  # fmt: skip
+    assert code == 1
+    assert "slack:#meterline-alerts: not delivered after 1 attempt(s): channel_not_found" in " ".join(output.split())
+
+
+def test_alerts_test_email_uses_the_secrets_file(tmp_path: Path, smtp_factory: Callable[..., SmtpServer], tls_ca) -> None:  # type: ignore[no-untyped-def]
+    from tests.integration.alerts.conftest import SMTP_PASSWORD, SMTP_USER
+
+    ca_file, context = tls_ca
+    server = smtp_factory(starttls=context, auth=True)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(f'smtp_password = "{SMTP_PASSWORD}"\n')
+    secrets.chmod(0o600)
+    code, output = run(
+        tmp_path, "alerts", "test", "--channel", "email",
+        METERLINE_ALERTS__SMTP_PORT=str(server.port), METERLINE_ALERTS__SMTP_SECURITY="starttls",
+        METERLINE_ALERTS__SMTP_CA_FILE=str(ca_file), METERLINE_ALERTS__SMTP_USERNAME=SMTP_USER,
+        METERLINE_ALERTS__SECRETS_FILE=str(secrets), METERLINE_ALERTS__SMTP_DEFAULT_RECIPIENTS='["oncall@example.org"]',
+    )  # fmt: skip
+    assert code == 0, output
+    assert server.messages[0].rcpt_tos == ["oncall@example.org"] and server.logins
+    assert SMTP_PASSWORD not in output
+
+
+def test_alerts_test_with_nobody_listening_fails_after_retries(tmp_path: Path) -> None:
+    code, output = run(
+        tmp_path, "alerts", "test", "--channel", "email", "--target", "a@example.org",
+        METERLINE_ALERTS__SMTP_PORT=str(find_free_port()), METERLINE_ALERTS__RETRY_DEADLINE_SECONDS="0.5",
+        METERLINE_ALERTS__RETRY_INITIAL_SECONDS="0.05",
+    )  # fmt: skip
+    assert code == 1 and "connection refused" in output and "retry deadline reached" in output
+
+
+def test_alerts_list_shows_recent_deliveries(tmp_path: Path, chdb_dsn: str) -> None:
+    client = open_client(chdb_dsn)
+    try:
+        apply_migrations(client)
+        now = datetime.now(UTC)
+        DeliveryLog(client).write(
+            [
+                delivery_record(threshold_alert(), Destination("slack", "#costs"), "sent", now, attempts=1, external_id="C1/1.2"),
+                delivery_record(forecast_alert(), Destination("email", "a@example.org"), "failed", now, attempts=3, reason="SMTP 554 no"),
+            ]
+        )
+    finally:
+        client.close()
+    code, output = run(tmp_path, "alerts", "list", "--since", "1h", METERLINE_CLICKHOUSE_DSN=chdb_dsn)
+    assert code == 0, output
+    assert "platform/monthly/2026-11/threshold/80" in output and "SMTP 554 no" in output
+    assert "sent" in output and "failed" in output
+    code, output = run(tmp_path, "alerts", "list", "--since", "soon", METERLINE_CLICKHOUSE_DSN=chdb_dsn)
+    assert code == 1 and "not a duration" in output
