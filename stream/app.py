@@ -1,0 +1,220 @@
+"""The faust app: topics, changelog-backed tables, the batch agent, /healthz and /metrics.
+
+Exactly-once: the app runs with `processing_guarantee="exactly_once"`. faust keeps one
+transactional producer per source partition; the agent sends every effect of partition p
+(outputs, table changelogs) with that partition's transactional id, acks the batch and
+commits, which sends the offsets to the same transaction and commits it. Readers of the
+output topics must use `isolation_level="read_committed"`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from meterline.settings import Settings
+from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
+
+if TYPE_CHECKING:
+    import faust
+    from faust.types import EventT
+
+log = logging.getLogger(__name__)
+
+TABLES: tuple[TableName, ...] = ("cells", "fired", "dedup")
+HealthCheck = Callable[[], tuple[str, bool]]
+"""A component's name and whether it is healthy (for /healthz)."""
+
+
+def app_id(settings: Settings) -> str:
+    """The faust app id (consumer group, transactional id prefix): `<prefix>stream`."""
+    return f"{settings.topic_prefix}stream"
+
+
+def broker_urls(settings: Settings) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
+
+
+class StreamApp:
+    """The stream worker's faust app and the processor it drives."""
+
+    def __init__(self, settings: Settings, pricer: Pricer | None = None, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        import faust
+
+        if pricer is None:
+            from meterline.pricing import PriceCatalog
+
+            pricer = PriceCatalog.load(settings.pricing)
+        self.settings = settings
+        self.processor = StreamProcessor(settings, pricer, now=now)
+        stream = settings.stream
+        partitions = settings.topic_partitions
+        datadir = settings.data_dir / "stream"
+        datadir.mkdir(parents=True, exist_ok=True)
+        self.app: faust.App = faust.App(
+            app_id(settings),
+            broker=broker_urls(settings),
+            processing_guarantee="exactly_once",
+            store=stream.store,
+            datadir=str(datadir),
+            topic_partitions=partitions,
+            topic_replication_factor=1,
+            # The agent commits after each batch; faust's own timer would cut a batch in two.
+            broker_commit_every=10**9,
+            broker_commit_interval=10**6,
+            stream_buffer_maxsize=max(4096, stream.take_max * 2),
+            producer_linger_ms=5,
+            producer_max_batch_size=512 * 1024,
+            consumer_max_fetch_size=8 * 1024 * 1024,
+            broker_max_poll_records=max(500, stream.take_max),
+            web_enabled=True,
+            web_host=stream.web_host,
+            web_bind=stream.web_host,
+            web_port=stream.web_port,
+            table_standby_replicas=0,
+            logging_config=None,
+        )
+        self.source = self.app.topic(
+            settings.topic("usage"),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
+        )
+        raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        self.tables = {name: self.app.Table(name, schema=raw, partitions=partitions) for name in TABLES}
+        self.health_checks: list[HealthCheck] = []
+        self.started_at = time.monotonic()
+        self.batches_failed = 0
+        self._restored = False
+        self.app.agent(self.source, name=f"{app_id(settings)}-process", concurrency=1)(self._agent)
+        self.app.on_partitions_assigned.connect(self._on_assigned)
+        self.app.page("/healthz")(self._healthz_view())
+        self.app.page("/metrics")(self._metrics_view())
+
+    # -- the agent ---------------------------------------------------------------------------
+    async def _agent(self, stream: Any) -> None:
+        take_max, within = self.settings.stream.take_max, self.settings.stream.take_within
+        async for events in stream.take_events(take_max, within=within):
+            if not self._restored:
+                self._restore()
+            records = [
+                Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
+                for e in events
+            ]
+            effects = _TransactionalEffects(self, events)
+            try:
+                await self.processor.process(records, effects)
+                for event in events:
+                    await stream.ack(event)
+                await self.app.consumer.commit()
+            except BaseException as exc:
+                # The in-memory book may now be ahead of Kafka: stop so a restart rebuilds it.
+                self.batches_failed += 1
+                log.exception("a batch failed; stopping the worker so it restarts from committed state")
+                await self.app.crash(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+                raise
+            self._update_lag(records)
+
+    def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
+        self._restored = False
+
+    def _restore(self) -> None:
+        contents: dict[TableName, list[tuple[bytes, bytes]]] = {}
+        for name, table in self.tables.items():
+            contents[name] = [(k, v) for k, v in table.data.items() if v is not None]
+        self.processor.restore(contents)
+        self._restored = True
+
+    def _update_lag(self, records: Sequence[Record]) -> None:
+        from faust.types import TP
+
+        last: dict[int, int] = {}
+        for record in records:
+            last[record.partition] = max(record.offset, last.get(record.partition, -1))
+        for partition, offset in last.items():
+            highwater = self.app.consumer.highwater(TP(self.source.get_topic_name(), partition))
+            if highwater is not None:
+                self.processor.metrics.lag[partition] = max(0, highwater - offset - 1)
+
+    # -- transactional ids -------------------------------------------------------------------
+    def transactional_id(self, partition: int) -> str:
+        """The id faust's TransactionManager uses for the source partition (same as its commit)."""
+        group = self.app.assignor.group_for_topic(self.source.get_topic_name())
+        return f"{self.app.conf.id}-{group}-{partition}"
+
+    # -- web ----------------------------------------------------------------------------------
+    def healthy(self) -> tuple[bool, dict[str, bool]]:
+        parts = {"stream": self.batches_failed == 0 and not self.app.should_stop}
+        for check in self.health_checks:
+            name, ok = check()
+            parts[name] = ok
+        return all(parts.values()), parts
+
+    def _healthz_view(self) -> Any:
+        import faust
+
+        owner = self
+
+        class Healthz(faust.web.View):
+            async def get(self, request: Any) -> Any:
+                ok, parts = owner.healthy()
+                return self.json({"ok": ok, "components": parts}, status=200 if ok else 503)
+
+        return Healthz
+
+    def _metrics_view(self) -> Any:
+        import faust
+
+        owner = self
+
+        class Metrics(faust.web.View):
+            async def get(self, request: Any) -> Any:
+                extra = {"meterline_stream_uptime_seconds": round(time.monotonic() - owner.started_at, 3)}
+                body = owner.processor.metrics.render(extra)
+                return self.text(body, content_type="text/plain; version=0.0.4")
+
+        return Metrics
+
+
+class _TransactionalEffects:
+    """Sends a partition's effects through its transactional producer; writes tables in place."""
+
+    def __init__(self, owner: StreamApp, events: Sequence[EventT]) -> None:
+        self.owner = owner
+        self.producer = owner.app.producer
+        self.event_of: dict[int, EventT] = {}
+        for event in events:
+            self.event_of.setdefault(event.message.partition, event)
+        self.tids: dict[int, str] = {}
+
+    def _tid(self, partition: int) -> str:
+        tid = self.tids.get(partition)
+        if tid is None:
+            tid = self.tids[partition] = self.owner.transactional_id(partition)
+        return tid
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
+        await self.producer.send(topic, key, value, partition, None, None, transactional_id=self._tid(partition))
+
+    async def write_table(self, table: TableName, key: bytes, value: bytes | None, partition: int) -> None:
+        from faust.streams import _current_event
+
+        collection = self.owner.tables[table]
+        # Stores (rocksdb) pick their partition from the current event: make it one of p's.
+        token = _current_event.set(weakref.ref(self.event_of[partition]))
+        try:
+            if value is None:
+                collection.data.pop(key, None)
+            else:
+                collection.data[key] = value
+        finally:
+            _current_event.reset(token)
+        await self.producer.send(
+            collection.changelog_topic.get_topic_name(), key, value, partition, None, None, transactional_id=self._tid(partition)
+        )

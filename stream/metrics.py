@@ -1,0 +1,50 @@
+"""Counters of the stream and their Prometheus text rendering."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+COUNTERS: dict[str, str] = {
+    "events_in": "Messages read from the usage topic.",
+    "priced": "Events priced and published to usage.priced.",
+    "unpriced": "Events published without a price (no catalog entry).",
+    "duplicates": "Events skipped because their event_id was already seen.",
+    "dlq": "Messages sent to the dead-letter topic.",
+    "late": "Events older than the grace period: stored, budgets unmoved.",
+    "alerts": "Alert events published.",
+    "budget_states": "Budget state messages published.",
+    "batches": "Batches processed.",
+}
+
+
+@dataclass
+class StreamMetrics:
+    """What the stream counted since start, plus per-team unpriced totals and consumer lag."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    dlq_by_kind: Counter[str] = field(default_factory=Counter)
+    unpriced_by_team: Counter[str] = field(default_factory=Counter)
+    lag: dict[int, int] = field(default_factory=dict)
+    dedup_ids: int = 0
+
+    def render(self, extra: dict[str, float] | None = None) -> str:
+        """Prometheus text exposition format (version 0.0.4)."""
+        lines: list[str] = []
+        for name, doc in COUNTERS.items():
+            metric = f"meterline_stream_{name}_total"
+            lines += [f"# HELP {metric} {doc}", f"# TYPE {metric} counter", f"{metric} {self.counts[name]}"]
+        lines += ["# HELP meterline_stream_dlq_by_kind_total DLQ messages by error kind.",
+                  "# TYPE meterline_stream_dlq_by_kind_total counter"]
+        lines += [f'meterline_stream_dlq_by_kind_total{{kind="{k}"}} {v}' for k, v in sorted(self.dlq_by_kind.items())]
+        lines += ["# HELP meterline_stream_unpriced_by_team_total Unpriced events per team.",
+                  "# TYPE meterline_stream_unpriced_by_team_total counter"]
+        lines += [f'meterline_stream_unpriced_by_team_total{{team="{t}"}} {v}' for t, v in sorted(self.unpriced_by_team.items())]
+        lines += ["# HELP meterline_stream_lag Messages in the usage topic not processed yet, per partition.",
+                  "# TYPE meterline_stream_lag gauge"]
+        lines += [f'meterline_stream_lag{{partition="{p}"}} {v}' for p, v in sorted(self.lag.items())]
+        lines += ["# HELP meterline_stream_dedup_ids Event ids held for de-duplication.",
+                  "# TYPE meterline_stream_dedup_ids gauge", f"meterline_stream_dedup_ids {self.dedup_ids}"]
+        for name, value in (extra or {}).items():
+            lines += [f"# TYPE {name} gauge", f"{name} {value}"]
+        return "\n".join(lines) + "\n"

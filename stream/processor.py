@@ -1,0 +1,208 @@
+"""StreamProcessor: one batch of raw usage messages in, every effect out, in one order.
+
+The order of `process()` is the contract (numbered below). Within a partition every effect of
+a batch goes out through the partition's Kafka transaction: priced events and dead letters,
+budget cells, fired alerts, budget states, alert events, then the batch's de-duplication
+marks; the consumer offsets commit in the same transaction. A crash aborts the transaction
+and the batch is replayed as a whole: an id is never marked seen without its effects.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+
+from meterline.budgets import BookChanges, BudgetBook, Charge, SpendCell, is_late
+from meterline.events import UsageEvent
+from meterline.settings import Settings
+from meterline.stream.dedup import DedupChunk, DedupIndex, make_chunks
+from meterline.stream.metrics import StreamMetrics
+from meterline.stream.validate import Rejection, dead_letter, validate_message
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+TableName = str
+"""`cells`, `fired` or `dedup`: the stream's changelog-backed tables."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One consumed message, as the processor needs it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+    key: bytes | None
+    value: bytes | None
+
+
+class Pricer(Protocol):
+    def price_event(self, event: UsageEvent) -> Any: ...
+
+
+class Effects(Protocol):
+    """Where a partition's effects go (the faust app's transactional producer and tables)."""
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int) -> None: ...
+
+    async def write_table(self, table: TableName, key: bytes, value: bytes | None, partition: int) -> None: ...
+
+
+def priced_json(event: UsageEvent, price: Any, *, late: bool, ingested_at: str) -> bytes:
+    """The `PricedEvent` JSON for an event and its `PriceResult` (validated fields only)."""
+    data = event.model_dump(mode="json", exclude_none=True)
+    data["priced"] = price.priced
+    if price.unpriced_reason is not None:
+        data["unpriced_reason"] = price.unpriced_reason
+    if price.price_id is not None:
+        data["price_id"] = price.price_id
+    if price.price_source is not None:
+        data["price_source"] = price.price_source
+    data["input_cost_usd"] = str(price.input_cost_usd)
+    data["cache_read_cost_usd"] = str(price.cache_read_cost_usd)
+    data["cache_write_cost_usd"] = str(price.cache_write_cost_usd)
+    data["output_cost_usd"] = str(price.output_cost_usd)
+    data["cost_usd"] = str(price.cost_usd)
+    data["cache_saving_usd"] = str(price.cache_saving_usd)
+    data["batch_saving_usd"] = str(price.batch_saving_usd)
+    data["late"] = late
+    data["ingested_at"] = ingested_at
+    return orjson.dumps(data)
+
+
+class StreamProcessor:
+    """Validate, de-duplicate, price and budget batches of raw usage messages."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pricer: Pricer,
+        *,
+        now: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.pricer = pricer
+        self.now = now
+        self.metrics = StreamMetrics()
+        self.topics = {name: settings.topic(name) for name in ("usage.priced", "usage.dlq", "budget.state", "alerts")}
+        self.book = self._new_book()
+        self.dedup = DedupIndex(settings.stream.dedup_window.total_seconds())
+
+    def _new_book(self) -> BudgetBook:
+        stream = self.settings.stream
+        return BudgetBook(
+            self.settings.budgets,
+            grace=stream.grace,
+            forecast_min_elapsed=stream.forecast_min_elapsed,
+            forecast_min_spend_fraction=stream.forecast_min_spend_fraction,
+        )
+
+    # -- restore ------------------------------------------------------------------------------
+    def restore(self, tables: dict[TableName, list[tuple[bytes, bytes]]]) -> None:
+        """Rebuild the in-memory book and dedup index from the tables' recovered contents."""
+        self.book = self._new_book()
+        self.dedup = DedupIndex(self.settings.stream.dedup_window.total_seconds())
+        for _, value in tables.get("cells", []):
+            self.book.load_cell(SpendCell.from_json(orjson.loads(value)))
+        for key, value in tables.get("fired", []):
+            self.book.load_fired(key.decode(), value.decode())
+        for key, value in tables.get("dedup", []):
+            self.dedup.add(DedupChunk.from_json(key.decode(), orjson.loads(value)))
+        self.metrics.dedup_ids = len(self.dedup)
+        log.info(
+            "stream state restored",
+            extra={"cells": len(self.book.cells), "fired": len(self.book.fired), "dedup_ids": len(self.dedup)},
+        )
+
+    # -- the batch ----------------------------------------------------------------------------
+    async def process(self, records: Sequence[Record], effects: Effects) -> None:
+        """Handle one batch; every effect of partition p goes out on partition p."""
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for record in records:
+            by_partition[record.partition].append(record)
+        received = self.now()
+        for partition, batch in sorted(by_partition.items()):
+            await self._process_partition(partition, batch, effects, received)
+        self.metrics.counts["batches"] += 1
+        self.metrics.dedup_ids = len(self.dedup)
+
+    async def _process_partition(self, partition: int, batch: list[Record], effects: Effects, received: datetime) -> None:
+        counts = self.metrics.counts
+        grace = self.settings.stream.grace
+        max_bytes = self.settings.stream.max_event_bytes
+        ingested_at = received.isoformat()
+        new_ids: list[str] = []
+        fresh: set[str] = set()
+        charges: list[Charge] = []
+        counts["events_in"] += len(batch)
+        # 1. Validate, de-duplicate, price: publish every priced event and dead letter.
+        for record in batch:
+            checked = validate_message(record.key, record.value, max_bytes)
+            if isinstance(checked, Rejection):
+                letter = dead_letter(
+                    checked, topic=record.topic, partition=record.partition, offset=record.offset,
+                    key=record.key, value=record.value, received_at=received,
+                )
+                await effects.send(self.topics["usage.dlq"], record.key or b"", letter.model_dump_json().encode(), partition)
+                counts["dlq"] += 1
+                self.metrics.dlq_by_kind[checked.kind] += 1
+                continue
+            event = checked
+            if event.event_id in fresh or event.event_id in self.dedup:
+                counts["duplicates"] += 1
+                continue
+            fresh.add(event.event_id)
+            new_ids.append(event.event_id)
+            price = self.pricer.price_event(event)
+            late = is_late(event.occurred_at, datetime.fromtimestamp(record.timestamp, UTC), grace)
+            await effects.send(
+                self.topics["usage.priced"],
+                event.team.encode(),
+                priced_json(event, price, late=late, ingested_at=ingested_at),
+                partition,
+            )
+            if price.priced:
+                counts["priced"] += 1
+            else:
+                counts["unpriced"] += 1
+                self.metrics.unpriced_by_team[event.team] += 1
+            if late:
+                counts["late"] += 1
+                continue
+            charges.append(
+                Charge(event.event_id, event.team, event.project, event.provider, event.model,
+                       event.occurred_at, price.cost_usd, price.priced)
+            )
+        # 2. Budgets, aggregated per budget and period over the whole batch.
+        changes = self.book.apply(charges, received) if charges else BookChanges()
+        await self._write_changes(changes, effects, partition)
+        # 3. Mark the batch's ids seen, then expire chunks older than the window.
+        if new_ids:
+            for chunk in make_chunks(partition, batch[0].offset, received.timestamp(), new_ids):
+                self.dedup.add(chunk)
+                await effects.write_table("dedup", chunk.key.encode(), orjson.dumps(chunk.to_json()), partition)
+        for key in self.dedup.expire(partition, received.timestamp()):
+            await effects.write_table("dedup", key.encode(), None, partition)
+
+    async def _write_changes(self, changes: BookChanges, effects: Effects, partition: int) -> None:
+        for key, cell in changes.cells.items():
+            value = orjson.dumps(cell.to_json()) if cell is not None else None
+            await effects.write_table("cells", key.encode(), value, partition)
+        for arm, alert_id in changes.fired.items():
+            await effects.write_table("fired", arm.encode(), alert_id.encode() if alert_id else None, partition)
+        for state in changes.states:
+            key = f"{state.team}/{state.budget}".encode()
+            await effects.send(self.topics["budget.state"], key, state.model_dump_json().encode(), partition)
+            self.metrics.counts["budget_states"] += 1
+        for alert in changes.alerts:
+            await effects.send(self.topics["alerts"], alert.team.encode(), alert.model_dump_json().encode(), partition)
+            self.metrics.counts["alerts"] += 1
+            log.info("alert fired", extra={"alert_id": alert.alert_id, "kind": alert.kind, "spend_usd": str(alert.spend_usd)})

@@ -1,0 +1,165 @@
+"""`meterline worker`: the stream agents, the ClickHouse sink and the alert dispatcher in one process.
+
+By default all three run together (the embedded chDB database can be opened by one process
+only). `only` picks one part, to scale out with a ClickHouse server. The stream part runs on
+faust's worker (its event loop and web server, which also serves /healthz, /metrics and /sql);
+the sink and the dispatcher run on their own threads. SIGTERM/SIGINT stop everything cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+from meterline.settings import Settings
+from meterline.stream.logs import configure_logging
+from meterline.stream.topics import ensure_topics
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger(__name__)
+
+Part = Literal["stream", "sink", "alerts"]
+PARTS: tuple[Part, ...] = ("stream", "sink", "alerts")
+
+
+class Component:
+    """A thread-based part of the worker (SinkRunner, AlertDispatcher) with its health check."""
+
+    def __init__(self, name: str, service: Any) -> None:
+        self.name = name
+        self.service = service
+
+    def check(self) -> tuple[str, bool]:
+        return self.name, bool(self.service.healthy())
+
+
+def _client_factory(settings: Settings) -> Callable[[], Client]:
+    def factory() -> Client:
+        from meterline.sinks.client import open_client
+
+        return open_client(settings.effective_clickhouse_dsn)
+
+    return factory
+
+
+def _migrate(settings: Settings) -> None:
+    from meterline.sinks import apply_migrations
+
+    client = _client_factory(settings)()
+    try:
+        apply_migrations(client, ttl_days=settings.sink.ttl_days)
+    finally:
+        client.close()
+
+
+def _start_components(settings: Settings, parts: set[Part]) -> list[Component]:
+    components: list[Component] = []
+    if "sink" in parts:
+        from meterline.sinks.runner import SinkRunner
+
+        sink = SinkRunner(settings, client_factory=_client_factory(settings))
+        sink.start()
+        components.append(Component("sink", sink))
+    if "alerts" in parts:
+        from meterline.alerts.dispatcher import AlertDispatcher
+
+        dispatcher = AlertDispatcher(settings, client_factory=_client_factory(settings))
+        dispatcher.start()
+        components.append(Component("alerts", dispatcher))
+    return components
+
+
+def _stop_components(components: list[Component]) -> None:
+    for component in reversed(components):
+        try:
+            component.service.stop()
+        except Exception:  # noqa: BLE001 - stop the others anyway
+            log.exception("stopping %s failed", component.name)
+
+
+def run_worker(settings: Settings, only: Part | None = None, *, log_level: str = "info") -> int:
+    """Run the worker until SIGTERM/SIGINT; return the exit code."""
+    configure_logging(log_level)
+    parts: set[Part] = {only} if only else set(PARTS)
+    ensure_topics(settings)
+    if parts & {"sink", "alerts"}:
+        _migrate(settings)
+    components = _start_components(settings, parts)
+    log.info("worker starting", extra={"parts": ",".join(sorted(parts)), "prefix": settings.topic_prefix})
+    try:
+        if "stream" in parts:
+            return _run_stream(settings, components, log_level)
+        return _run_web_only(settings, components)
+    finally:
+        _stop_components(components)
+        log.info("worker stopped")
+
+
+def _mount_sql(router: Any, settings: Settings) -> None:
+    from meterline.sinks.web import make_sql_handler
+
+    router.add_route("*", "/sql", make_sql_handler(_client_factory(settings)))
+
+
+def _run_stream(settings: Settings, components: list[Component], log_level: str) -> int:
+    from faust import Worker
+
+    from meterline.stream.app import StreamApp
+
+    stream = StreamApp(settings)
+    stream.health_checks.extend(c.check for c in components)
+    if any(c.name == "sink" for c in components):
+        _mount_sql(stream.app.web.web_app.router, settings)
+    worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
+    # faust's own logging setup replaced our handler: put ours back on top.
+    worker.on_setup_root_logger = lambda *a, **k: configure_logging(log_level)  # type: ignore[method-assign]
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def _run_web_only(settings: Settings, components: list[Component]) -> int:
+    """The sink or the dispatcher alone: a small aiohttp server for /healthz, /metrics, /sql."""
+    from aiohttp import web
+
+    async def healthz(request: web.Request) -> web.Response:
+        parts = dict(c.check() for c in components)
+        ok = all(parts.values())
+        return web.json_response({"ok": ok, "components": parts}, status=200 if ok else 503)
+
+    async def metrics(request: web.Request) -> web.Response:
+        lines = []
+        for component in components:
+            for name, value in getattr(component.service, "stats", {}).items():
+                metric = f"meterline_{component.name}_{name}_total"
+                lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/metrics", metrics)
+        if any(c.name == "sink" for c in components):
+            _mount_sql(app.router, settings)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.stream.web_host, settings.stream.web_port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(main())
+    return 0

@@ -1,0 +1,123 @@
+"""StreamProcessor against the real price catalog, with an in-memory record of its effects."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal as D
+
+import orjson
+
+from meterline.events import UsageEvent
+from meterline.messages import AlertEvent, BudgetState, DeadLetter, PricedEvent
+from meterline.pricing import PriceCatalog
+from meterline.settings import Settings
+from meterline.stream.processor import Record, StreamProcessor
+
+NOW = datetime(2026, 11, 28, 20, 0, tzinfo=UTC)
+TOML_BUDGET = {"team": "ml", "name": "daily", "limit_usd": D("0.01"), "period": "day"}
+
+
+class Recorded:
+    """The effects of a batch, kept in order (the processor's contract is its order)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes, int]] = []
+        self.tables: list[tuple[str, bytes, bytes | None, int]] = []
+        self.order: list[str] = []
+
+    async def send(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
+        self.sent.append((topic, key, value, partition))
+        self.order.append(topic.split(".", 1)[1])
+
+    async def write_table(self, table: str, key: bytes, value: bytes | None, partition: int) -> None:
+        self.tables.append((table, key, value, partition))
+        self.order.append(f"table:{table}")
+
+    def on(self, topic: str) -> list[bytes]:
+        return [value for t, _, value, _ in self.sent if t.endswith(topic)]
+
+
+def processor() -> StreamProcessor:
+    settings = Settings(topic_prefix="p.", budgets=[TOML_BUDGET])
+    return StreamProcessor(settings, PriceCatalog.load(settings.pricing), now=lambda: NOW)
+
+
+def record(offset: int, event: UsageEvent | bytes, *, partition: int = 0, key: bytes = b"ml", arrived: datetime = NOW) -> Record:
+    value = event if isinstance(event, bytes) else event.to_json_bytes()
+    return Record("p.usage", partition, offset, arrived.timestamp(), key, value)
+
+
+def usage(n: int, **kw: object) -> UsageEvent:
+    fields: dict[str, object] = {"team": "ml", "provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100,
+                                 "occurred_at": NOW - timedelta(minutes=1), "event_id": f"id-{n}"}
+    fields.update(kw)
+    return UsageEvent(**fields)  # type: ignore[arg-type]
+
+
+def test_batch_effects_in_contract_order() -> None:
+    proc, out = processor(), Recorded()
+    catalog = PriceCatalog.load(Settings().pricing)
+    events = [usage(i) for i in range(5)]
+    asyncio.run(proc.process([record(i, e) for i, e in enumerate(events)] + [record(5, b"nope")], out))
+    priced = [PricedEvent.model_validate_json(v) for v in out.on("usage.priced")]
+    assert [p.event_id for p in priced] == [e.event_id for e in events]
+    expected = sum((catalog.price_event(e).cost_usd for e in events), D(0))
+    assert sum((p.cost_usd for p in priced), D(0)) == expected
+    state = BudgetState.model_validate_json(out.on("budget.state")[-1])
+    assert state.spend_usd == expected
+    assert DeadLetter.model_validate_json(out.on("usage.dlq")[0]).offset == 5
+    # Dedup marks are the very last effects of the batch.
+    assert out.order[-1] == "table:dedup"
+    assert out.order.index("table:dedup") > max(i for i, name in enumerate(out.order) if name != "table:dedup")
+
+
+def test_duplicates_within_and_across_batches_count_once() -> None:
+    proc, out = processor(), Recorded()
+    asyncio.run(proc.process([record(0, usage(1)), record(1, usage(1))], out))
+    asyncio.run(proc.process([record(2, usage(1)), record(3, usage(2))], out))
+    assert [PricedEvent.model_validate_json(v).event_id for v in out.on("usage.priced")] == ["id-1", "id-2"]
+    assert proc.metrics.counts["duplicates"] == 2
+
+
+def test_late_event_is_published_marked_and_moves_no_budget() -> None:
+    proc, out = processor(), Recorded()
+    old = usage(1, occurred_at=NOW - timedelta(hours=49))
+    inside = usage(2, occurred_at=NOW - timedelta(hours=47))
+    asyncio.run(proc.process([record(0, old), record(1, inside)], out))
+    priced = {p.event_id: p for p in (PricedEvent.model_validate_json(v) for v in out.on("usage.priced"))}
+    assert priced["id-1"].late is True and priced["id-2"].late is False
+    assert proc.metrics.counts["late"] == 1
+    states = [BudgetState.model_validate_json(v) for v in out.on("budget.state")]
+    assert [s.spend_usd for s in states] == [priced["id-2"].cost_usd]
+
+
+def test_unpriced_event_is_published_counted_and_alerted() -> None:
+    proc, out = processor(), Recorded()
+    asyncio.run(proc.process([record(0, usage(1, provider="nobody", model="unknown-model"))], out))
+    priced = PricedEvent.model_validate_json(out.on("usage.priced")[0])
+    assert priced.priced is False and priced.unpriced_reason
+    assert proc.metrics.unpriced_by_team["ml"] == 1
+    alerts = [AlertEvent.model_validate_json(v) for v in out.on("alerts")]
+    assert [a.kind for a in alerts] == ["unpriced"]
+
+
+def test_restore_from_tables_keeps_dedup_and_fired() -> None:
+    proc, out = processor(), Recorded()
+    big = usage(1, input_tokens=2_000_000)  # well over the $0.01 limit
+    asyncio.run(proc.process([record(0, big)], out))
+    fired_first = {a.alert_id for a in (AlertEvent.model_validate_json(v) for v in out.on("alerts"))}
+    tables: dict[str, dict[bytes, bytes]] = {}
+    for table, key, value, _ in out.tables:
+        rows = tables.setdefault(table, {})
+        if value is None:
+            rows.pop(key, None)
+        else:
+            rows[key] = value
+    again, out2 = processor(), Recorded()
+    again.restore({name: list(rows.items()) for name, rows in tables.items()})
+    asyncio.run(again.process([record(1, big), record(2, usage(2, input_tokens=2_000_000))], out2))
+    assert again.metrics.counts["duplicates"] == 1
+    assert not {a.alert_id for a in (AlertEvent.model_validate_json(v) for v in out2.on("alerts"))} & fired_first
+    cell = orjson.loads([v for t, _, v, _ in out2.tables if t == "cells"][-1])
+    assert cell["events"] == 2
