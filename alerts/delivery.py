@@ -47,6 +47,8 @@ class Outcome:
     attempts: int
     external_id: str = ""
     reason: str = ""
+    stopped: bool = False
+    """The dispatcher is stopping: no outcome to record, the alert is redelivered after restart."""
 
 
 async def send_with_retries(
@@ -58,10 +60,14 @@ async def send_with_retries(
     *,
     before_attempt: Callable[[int], Awaitable[None]] | None = None,
     after_refusal: Callable[[int, DeliveryError], Awaitable[None]] | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Outcome:
     """Send until it works, a permanent error, or the deadline; never raises DeliveryError."""
     start, attempt = clock(), 0
     while True:
+        if stopping():
+            return Outcome(False, attempt, reason="stopped", stopped=True)
         attempt += 1
         if before_attempt is not None:
             await before_attempt(attempt)
@@ -81,7 +87,7 @@ async def send_with_retries(
         log.warning("%s: attempt %d failed (%s); retrying in %.2fs", destination.label, attempt, error.reason, delay)
         if after_refusal is not None and isinstance(error, TransientDeliveryError) and not error.maybe_sent:
             await after_refusal(attempt, error)
-        await asyncio.sleep(delay)
+        await sleep(delay)
 
 
 @dataclass
@@ -125,6 +131,21 @@ class DestinationWorker:
         self._bucket = TokenBucket(alerts.rate_limit_per_minute, clock())
         self._pending: list[Job] = []
         self._wake = asyncio.Event()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+
+    def stop_soon(self) -> None:
+        """Finish the attempt under way (and record it), then start nothing new."""
+        self._stopping = True
+        self._stopped.set()
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake up at once when the dispatcher stops."""
+        try:
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+        except TimeoutError:
+            pass
 
     def submit(self, job: Job) -> None:
         self._pending.append(job)
@@ -135,17 +156,17 @@ class DestinationWorker:
         return len(self._pending)
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
+            while self._pending and not self._stopping:
                 await self._resolve_leftovers()
-                if not self._pending:
+                if not self._pending or self._stopping:
                     break
                 wait = self._bucket.wait_time(self._clock())
                 if wait > 0:
                     # Alerts arriving meanwhile join the pending list and may become a digest.
-                    await asyncio.sleep(wait)
+                    await self._sleep(wait)
                     continue
                 plan = plan_send(self._pending, self._alerts.digest_after)
                 del self._pending[: len(plan.items)]
@@ -197,8 +218,10 @@ class DestinationWorker:
 
         outcome = await send_with_retries(
             self._channel, self.destination, views, self._policy, self._clock,
-            before_attempt=before_attempt, after_refusal=after_refusal,
+            before_attempt=before_attempt, after_refusal=after_refusal, stopping=lambda: self._stopping, sleep=self._sleep,
         )  # fmt: skip
+        if outcome.stopped:
+            return
         if outcome.sent:
             if digest:
                 self._stats["digests"] += 1

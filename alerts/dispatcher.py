@@ -175,6 +175,12 @@ class AlertDispatcher:
             await self._consume(consumer)
         finally:
             self._running.clear()
+            # Let attempts under way finish and be recorded: a send cut off here would leave an
+            # outcome nobody can confirm (SMTP). Then cancel what still waits (backoffs, limits).
+            for worker in self._workers.values():
+                worker.stop_soon()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=self.settings.alerts.send_timeout_seconds + 5)
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)

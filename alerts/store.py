@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Literal, TypeVar
 
 from meterline.alerts.errors import AlertConfigError
@@ -109,6 +109,10 @@ class DeliveryLog:
             parameters={"ids": sorted(set(alert_ids))},
         )
         records = [_record(row) for row in result.result_rows]
+        for record in records:
+            # Later rows must outrank these even if the clock went back (or is fixed in tests).
+            if self._last_stamp is None or record.recorded_at > self._last_stamp:
+                self._last_stamp = record.recorded_at
         return {record.key: record for record in records}
 
     def recent(self, since: datetime, limit: int = 500) -> list[DeliveryRecord]:
@@ -124,6 +128,9 @@ class DeliveryLog:
 def _record(row: tuple[object, ...] | list[object]) -> DeliveryRecord:
     values = list(row)
     values[4] = int(values[4])  # type: ignore[call-overload]
+    recorded_at = values[11]
+    if isinstance(recorded_at, datetime) and recorded_at.tzinfo is None:
+        values[11] = recorded_at.replace(tzinfo=UTC)  # a client without tz_mode="aware"
     return DeliveryRecord(*values)  # type: ignore[arg-type]
 
 

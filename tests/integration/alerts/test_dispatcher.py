@@ -189,3 +189,30 @@ def test_a_missing_table_stops_the_dispatcher_with_a_fix(
     dispatcher.stop(30)
     assert not dispatcher.healthy()
     assert "run `meterline migrate` first" in str(dispatcher.error)
+
+
+def test_a_stop_during_retries_resends_after_restart_what_was_surely_not_sent(
+    migrated: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
+    fake_slack: FakeSlack, smtp_factory: Callable[..., SmtpServer],
+) -> None:  # fmt: skip
+    smtp = smtp_factory()
+    smtp.replies += ["451 4.3.0 mailbox busy"] * 1000
+    settings = make_settings(
+        tmp_path, kafka_bootstrap, topic_prefix, fake_slack, smtp.port,
+        default_routes=[{"channel": "email"}], retry_deadline_seconds=120.0,
+    )  # fmt: skip
+    alert = forecast_alert()
+    produce(settings, [alert])
+    key = (alert.alert_id, "email", "finance@example.org")
+    with running(settings, chdb_dsn) as dispatcher:
+        wait_for(lambda: dispatcher.stats["retries"] >= 2, "two retries")
+    status, attempts, reason, _ = deliveries(migrated)[key]
+    assert status == "sending" and reason == "not sent: SMTP 451 4.3.0 mailbox busy" and attempts >= 2
+    assert smtp.messages == []
+
+    smtp.replies.clear()
+    with running(settings, chdb_dsn) as again:
+        wait_for(lambda: again.stats["sent"] == 1, "the delivery after restart")
+    status, attempts_after, _, external_id = deliveries(migrated)[key]
+    assert status == "sent" and attempts_after == attempts + 1 and external_id.startswith("<meterline.")
+    assert len(smtp.messages) == 1
