@@ -7,8 +7,10 @@
 
 from meterline.producers.errors import ProducerClosedError, ProducerError, SpoolError
 from meterline.producers.handles import EmitHandle, Outcome, ProducerCounters
+from meterline.producers.integrations import metered, record_anthropic, record_openai, set_default_producer
 from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.producer import UsageProducer
+from meterline.producers.traffic import generate_events, iter_events
 
 __all__ = [
     "EmitHandle",
@@ -19,4 +21,10 @@ __all__ = [
     "ProducerTuning",
     "SpoolError",
     "UsageProducer",
+    "generate_events",
+    "iter_events",
+    "metered",
+    "record_anthropic",
+    "record_openai",
+    "set_default_producer",
 ]

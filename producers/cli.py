@@ -25,8 +25,14 @@ SpoolDirOption = Annotated[
 
 
 def _producer(ctx: typer.Context, spool_dir: Path | None) -> UsageProducer:
+    import logging
+
     from meterline.cli import settings_from
     from meterline.producers.producer import UsageProducer
+
+    # kafka-python logs every refused connection as an error; the producer's own warning
+    # ("not reachable; spooling events") says what matters.
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
 
     return UsageProducer.from_settings(settings_from(ctx), spool_dir=spool_dir)
 

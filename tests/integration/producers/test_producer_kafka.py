@@ -119,3 +119,23 @@ def test_cli_emit_file_sends_valid_lines_and_reports_invalid_ones(
     records = consume(kafka_bootstrap, f"{topic_prefix}usage", expected=31)
     event = UsageEvent.from_json_bytes(next(r.value for r in records if r.key == b"team-09"))
     assert (event.event_id, event.input_tokens, event.tags) == ("cli-1", 120, {"feature": "search"})
+
+
+def test_emit_from_many_threads_loses_nothing(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    import threading
+
+    topic = f"{topic_prefix}usage"
+    events = generate_events(seed=9, teams=6, start=START, count=2000, duplicate_share=0.0)
+    with UsageProducer(kafka_bootstrap, topic, tmp_path / "spool") as producer:
+        workers = [
+            threading.Thread(target=lambda part=events[i::4]: [producer.emit(e) for e in part]) for i in range(4)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert producer.flush(60)
+        counters = producer.counters()
+    assert (counters.emitted, counters.sent) == (2000, 2000)
+    records = consume(kafka_bootstrap, topic, expected=2000)
+    assert sorted(r.value for r in records) == sorted(e.to_json_bytes() for e in events)
