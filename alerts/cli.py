@@ -45,7 +45,7 @@ def test_message(
     from meterline.alerts.retry import RetryPolicy
     from meterline.alerts.routing import resolve_route
     from meterline.alerts.secrets import with_secrets
-    from meterline.alerts.testing import test_alert, test_route
+    from meterline.alerts.testing import make_test_alert, route_for_test
     from meterline.alerts.view import alert_view
     from meterline.cli import fail, settings_from
 
@@ -55,8 +55,8 @@ def test_message(
     now = datetime.now(UTC)
     try:
         settings = settings.model_copy(update={"alerts": with_secrets(settings.alerts)})
-        destination = resolve_route(test_route(settings, channel, target), settings.alerts)  # type: ignore[arg-type]
-        view = alert_view(test_alert(now), now, settings.alerts.dashboard_url)
+        destination = resolve_route(route_for_test(settings, channel, target), settings.alerts)  # type: ignore[arg-type]
+        view = alert_view(make_test_alert(now), now, settings.alerts.dashboard_url)
     except AlertConfigError as exc:
         raise fail(str(exc)) from exc
     alerts = settings.alerts

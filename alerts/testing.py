@@ -11,7 +11,7 @@ from meterline.settings import AlertChannelName, AlertRoute, Settings
 TEST_TEAM, TEST_BUDGET = "meterline", "test"
 
 
-def test_route(settings: Settings, channel: AlertChannelName, target: str | None = None) -> AlertRoute:
+def route_for_test(settings: Settings, channel: AlertChannelName, target: str | None = None) -> AlertRoute:
     """`target` on `channel`, else the first configured route of that channel, else its defaults."""
     if target is not None:
         return AlertRoute(channel=channel, target=target)
@@ -19,7 +19,7 @@ def test_route(settings: Settings, channel: AlertChannelName, target: str | None
     return next((route for route in routes if route.channel == channel), AlertRoute(channel=channel))
 
 
-def test_alert(now: datetime) -> AlertEvent:
+def make_test_alert(now: datetime) -> AlertEvent:
     """A plausible threshold alert, clearly marked as a test, with an id unique to `now`."""
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     end = (start + timedelta(days=32)).replace(day=1)
