@@ -76,6 +76,9 @@ class StreamApp:
             web_bind=stream.web_host,
             web_port=stream.web_port,
             table_standby_replicas=0,
+            # A crashed worker's partitions move on after this long (faust's default is 60 s).
+            broker_session_timeout=10,
+            broker_heartbeat_interval=1,
             logging_config=None,
         )
         self.source = self.app.topic(
@@ -86,8 +89,8 @@ class StreamApp:
             value_serializer="raw",
             partitions=partitions,
         )
-        raw = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.tables = {name: self.app.Table(name, schema=raw, partitions=partitions) for name in TABLES}
+        # bytes in, bytes out: the changelog carries exactly what the processor wrote.
+        self.tables = {name: self.app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions) for name in TABLES}
         self.health_checks: list[HealthCheck] = []
         self.started_at = time.monotonic()
         self.batches_failed = 0
