@@ -5,6 +5,7 @@
         producer.emit(event)
 """
 
+from meterline.producers.budget_guard import BudgetExceededError, BudgetGuard
 from meterline.producers.errors import ProducerClosedError, ProducerError, SpoolError
 from meterline.producers.handles import EmitHandle, Outcome, ProducerCounters
 from meterline.producers.integrations import metered, record_anthropic, record_openai, set_default_producer
@@ -13,6 +14,8 @@ from meterline.producers.producer import UsageProducer
 from meterline.producers.traffic import generate_events, iter_events
 
 __all__ = [
+    "BudgetExceededError",
+    "BudgetGuard",
     "EmitHandle",
     "Outcome",
     "ProducerClosedError",
