@@ -17,7 +17,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.meterline-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip "setuptools>=69" wheel
     .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
     touch "$stamp"
 fi

@@ -18,12 +18,13 @@ COMPONENTS = ("meterline.producers", "meterline.stream", "meterline.sinks", "met
 
 def test_built_wheel_imports_every_component(tmp_path: Path) -> None:
     wheel_dir = tmp_path / "wheel"
-    subprocess.run(
+    built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(REPO_ROOT)],
-        check=True,
         timeout=300,
         capture_output=True,
+        text=True,
     )
+    assert built.returncode == 0, built.stdout + built.stderr
     (wheel,) = wheel_dir.glob("meterline-*.whl")
     unpacked = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:
