@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.alerts.slack_server import FakeSlack
+from tests.support.slack_server import FakeSlack
+from tests.support.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer, start_smtp_server
 
-SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-pw"
+__all__ = ["SMTP_PASSWORD", "SMTP_USER", "SmtpServer"]
 
 
 @pytest.fixture
@@ -22,15 +22,6 @@ def fake_slack() -> Iterator[FakeSlack]:
         yield server
     finally:
         server.stop()
-
-
-@dataclass
-class SmtpServer:
-    port: int
-    messages: list[Any] = field(default_factory=list)
-    logins: list[str] = field(default_factory=list)
-    replies: list[str] = field(default_factory=list)
-    """Scripted replies to DATA (e.g. "451 try later"), used before accepting normally."""
 
 
 @pytest.fixture(scope="session")
@@ -50,48 +41,10 @@ def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, ssl.SSLConte
 @pytest.fixture
 def smtp_factory() -> Iterator[Callable[..., SmtpServer]]:
     """Start aiosmtpd servers: plain, STARTTLS (`starttls=ctx`) or implicit TLS (`implicit_tls=ctx`)."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+    controllers: list[Any] = []
 
-    from meterline.services.kafka_local import find_free_port
-
-    controllers: list[Controller] = []
-
-    def start(
-        *,
-        starttls: ssl.SSLContext | None = None,
-        implicit_tls: ssl.SSLContext | None = None,
-        auth: bool = False,
-        exclude: tuple[str, ...] = (),
-    ) -> SmtpServer:
-        server = SmtpServer(port=find_free_port())
-
-        class Handler:
-            async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:
-                if server.replies:
-                    return server.replies.pop(0)
-                server.messages.append(envelope)
-                return "250 OK"
-
-        def authenticate(_server: Any, _session: Any, _envelope: Any, mechanism: str, data: Any) -> AuthResult:
-            ok = isinstance(data, LoginPassword) and data.login.decode() == SMTP_USER and data.password.decode() == SMTP_PASSWORD
-            if ok:
-                server.logins.append(mechanism)
-            # handled=False: aiosmtpd itself answers 535 to a failed login.
-            return AuthResult(success=ok, handled=ok)
-
-        kwargs: dict[str, Any] = {"hostname": "127.0.0.1", "port": server.port}
-        if starttls is not None:
-            kwargs.update(tls_context=starttls, require_starttls=True)
-        if implicit_tls is not None:
-            kwargs.update(ssl_context=implicit_tls, server_hostname="127.0.0.1")
-        if auth:
-            # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; implicit TLS is TLS too.
-            kwargs.update(
-                authenticator=authenticate, auth_require_tls=implicit_tls is None, auth_exclude_mechanism=list(exclude)
-            )
-        controller = Controller(Handler(), **kwargs)
-        controller.start()
+    def start(**options: Any) -> SmtpServer:
+        server, controller = start_smtp_server(**options)
         controllers.append(controller)
         return server
 

@@ -15,8 +15,8 @@ from meterline.cli import app
 from meterline.services.kafka_local import find_free_port
 from meterline.sinks.client import open_client
 from meterline.sinks.migrations import apply_migrations
-from tests.integration.alerts.conftest import SmtpServer
-from tests.integration.alerts.slack_server import FakeSlack, Scripted
+from tests.support.smtp import SmtpServer
+from tests.support.slack_server import FakeSlack, Scripted
 from tests.unit.alerts.samples import forecast_alert, threshold_alert
 
 pytestmark = pytest.mark.integration
@@ -51,7 +51,7 @@ def test_alerts_test_reports_a_permanent_failure_with_exit_1(tmp_path: Path, fak
 
 
 def test_alerts_test_email_uses_the_secrets_file(tmp_path: Path, smtp_factory: Callable[..., SmtpServer], tls_ca) -> None:  # type: ignore[no-untyped-def]
-    from tests.integration.alerts.conftest import SMTP_PASSWORD, SMTP_USER
+    from tests.support.smtp import SMTP_PASSWORD, SMTP_USER
 
     ca_file, context = tls_ca
     server = smtp_factory(starttls=context, auth=True)

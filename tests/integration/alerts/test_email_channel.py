@@ -24,7 +24,7 @@ from meterline.alerts.smtp import EmailChannel
 from meterline.alerts.view import alert_view
 from meterline.services.kafka_local import find_free_port
 from meterline.settings import AlertSettings
-from tests.integration.alerts.conftest import SMTP_PASSWORD, SMTP_USER, SmtpServer
+from tests.support.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer
 from tests.unit.alerts.samples import NOW, forecast_alert, threshold_alert
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from meterline.alerts.slack_render import alert_message
 from meterline.alerts.view import alert_view
 from meterline.services.kafka_local import find_free_port
 from meterline.settings import AlertSettings
-from tests.integration.alerts.slack_server import FakeSlack, Scripted
+from tests.support.slack_server import FakeSlack, Scripted
 from tests.unit.alerts.samples import NOW, forecast_alert, threshold_alert
 
 pytestmark = pytest.mark.integration
