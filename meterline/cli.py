@@ -77,12 +77,13 @@ def version() -> None:
 def _register_components() -> None:
     from meterline import core_cli
     from meterline.alerts import cli as alerts_cli
+    from meterline.demo import cli as demo_cli
     from meterline.producers import cli as producers_cli
     from meterline.pricing import cli as pricing_cli
     from meterline.sinks import cli as sinks_cli
     from meterline.stream import cli as stream_cli
 
-    for module in (core_cli, producers_cli, stream_cli, sinks_cli, alerts_cli, pricing_cli):
+    for module in (core_cli, producers_cli, stream_cli, sinks_cli, alerts_cli, pricing_cli, demo_cli):
         module.register(app)
 
 
