@@ -187,9 +187,11 @@ def start_mailcapture(paths: DemoPaths, port: int) -> subprocess.Popen[bytes]:
 
 
 def worker_env(paths: DemoPaths) -> dict[str, str]:
-    """The worker reads the demo's meterline.toml and data folder."""
+    """The worker reads the demo's meterline.toml and data folder, and nothing else: the toml
+    already holds what the demo chose from the caller's settings (METERLINE_* included)."""
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("METERLINE_")}
     return {
-        **os.environ,
+        **inherited,
         "METERLINE_CONFIG": str(paths.config),
         "METERLINE_DATA_DIR": str(paths.root),
         "PYTHONUNBUFFERED": "1",

@@ -139,7 +139,15 @@ class Demo:
             budgets=plan_budgets(spend),
         )
         self.paths.config.write_text(render_config(config))
-        self.demo_settings = load_settings(self.paths.config, data_dir=self.paths.root)
+        # The same values the worker reads from the toml, whatever METERLINE_* says here.
+        self.demo_settings = load_settings(
+            self.paths.config,
+            data_dir=self.paths.root,
+            kafka_bootstrap=bootstrap,
+            topic_prefix=prefix,
+            stream={"web_host": "127.0.0.1", "web_port": config.web_port},
+            alerts={"smtp_host": "127.0.0.1", "smtp_port": config.smtp_port},
+        )
         self.console.print(f"config: {self.paths.config} ({len(config.budgets)} budgets, topic prefix {self.demo_settings.topic_prefix})", highlight=False)
         return draft
 
