@@ -186,24 +186,22 @@ class StreamApp:
 
 
 class _TransactionalEffects:
-    """Sends a partition's effects through its transactional producer; writes tables in place."""
+    """Buffers a partition's effects, then appends them to its transaction as whole batches.
+
+    Per-message `send()` costs more than pricing an event; aiokafka's BatchBuilder appends
+    thousands of records per call. The batches go to faust's transactional producer of the
+    partition (under faust's per-transaction lock), so the next commit includes them.
+    """
 
     def __init__(self, owner: StreamApp, events: Sequence[EventT]) -> None:
         self.owner = owner
-        self.producer = owner.app.producer
         self.event_of: dict[int, EventT] = {}
         for event in events:
             self.event_of.setdefault(event.message.partition, event)
-        self.tids: dict[int, str] = {}
-
-    def _tid(self, partition: int) -> str:
-        tid = self.tids.get(partition)
-        if tid is None:
-            tid = self.tids[partition] = self.owner.transactional_id(partition)
-        return tid
+        self.pending: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
 
     async def send(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
-        await self.producer.send(topic, key, value, partition, None, None, transactional_id=self._tid(partition))
+        self.pending.setdefault((topic, partition), []).append((key, value))
 
     async def write_table(self, table: TableName, key: bytes, value: bytes | None, partition: int) -> None:
         from faust.streams import _current_event
@@ -218,6 +216,27 @@ class _TransactionalEffects:
                 collection.data[key] = value
         finally:
             _current_event.reset(token)
-        await self.producer.send(
-            collection.changelog_topic.get_topic_name(), key, value, partition, None, None, transactional_id=self._tid(partition)
-        )
+        topic = collection.changelog_topic.get_topic_name()
+        self.pending.setdefault((topic, partition), []).append((key, value))
+
+    async def flush(self, partition: int) -> None:
+        """Append the partition's buffered records to its transaction, in the order they came."""
+        faust_producer = self.owner.app.producer
+        tid = self.owner.transactional_id(partition)
+        producer = faust_producer._transaction_producers.get(tid)
+        if producer is None:
+            raise RuntimeError(f"no transactional producer for {tid}: the partition was revoked mid-batch")
+        async with faust_producer._trn_locks[tid]:
+            for (topic, p), records in list(self.pending.items()):
+                if p != partition:
+                    continue
+                del self.pending[(topic, p)]
+                batch = producer.create_batch()
+                for key, value in records:
+                    if batch.append(key=key, value=value, timestamp=None) is None:
+                        await producer.send_batch(batch, topic, partition=partition)
+                        batch = producer.create_batch()
+                        if batch.append(key=key, value=value, timestamp=None) is None:
+                            raise RuntimeError(f"a {len(value or b'')}-byte record does not fit in a producer batch")
+                if batch.record_count():
+                    await producer.send_batch(batch, topic, partition=partition)

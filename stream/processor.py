@@ -55,6 +55,9 @@ class Effects(Protocol):
 
     async def write_table(self, table: TableName, key: bytes, value: bytes | None, partition: int) -> None: ...
 
+    async def flush(self, partition: int) -> None:
+        """Hand everything buffered for `partition` to its transaction, in order."""
+
 
 def priced_json(event: UsageEvent, price: Any, *, late: bool, ingested_at: str) -> bytes:
     """The `PricedEvent` JSON for an event and its `PriceResult` (validated fields only)."""
@@ -191,6 +194,7 @@ class StreamProcessor:
                 await effects.write_table("dedup", chunk.key.encode(), orjson.dumps(chunk.to_json()), partition)
         for key in self.dedup.expire(partition, received.timestamp()):
             await effects.write_table("dedup", key.encode(), None, partition)
+        await effects.flush(partition)
 
     async def _write_changes(self, changes: BookChanges, effects: Effects, partition: int) -> None:
         for key, cell in changes.cells.items():

@@ -96,6 +96,7 @@ class BudgetBook:
         self.current: dict[str, Period] = {}
         self.fired: dict[str, str] = {}
         """Fired-set: arm key -> alert id (for calendar periods both are the alert id)."""
+        self._last_period: dict[str, Period] = {}
 
     # -- restoring from tables ----------------------------------------------------------------
     def load_cell(self, cell: SpendCell) -> None:
@@ -141,7 +142,12 @@ class BudgetBook:
                 if budget.period == "rolling":
                     rolling[budget.key].append(charge)
                     continue
-                period = calendar_period(charge.occurred_at, budget.period, budget.timezone)
+                period = self._last_period.get(budget.key)
+                if period is None or not period.start <= charge.occurred_at < period.end:
+                    # Most events of a batch share a period: find it once, not per event.
+                    period = self._last_period[budget.key] = calendar_period(
+                        charge.occurred_at, budget.period, budget.timezone
+                    )
                 calendar[(budget.key, period.key)].append(charge)
                 periods[(budget.key, period.key)] = period
         changes = BookChanges()

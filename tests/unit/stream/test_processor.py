@@ -34,6 +34,9 @@ class Recorded:
         self.tables.append((table, key, value, partition))
         self.order.append(f"table:{table}")
 
+    async def flush(self, partition: int) -> None:
+        self.order.append("flush")
+
     def on(self, topic: str) -> list[bytes]:
         return [value for t, _, value, _ in self.sent if t.endswith(topic)]
 
@@ -68,8 +71,8 @@ def test_batch_effects_in_contract_order() -> None:
     assert state.spend_usd == expected
     assert DeadLetter.model_validate_json(out.on("usage.dlq")[0]).offset == 5
     # Dedup marks are the very last effects of the batch.
-    assert out.order[-1] == "table:dedup"
-    assert out.order.index("table:dedup") > max(i for i, name in enumerate(out.order) if name != "table:dedup")
+    assert out.order[-2:] == ["table:dedup", "flush"]
+    assert out.order.index("table:dedup") > max(i for i, name in enumerate(out.order[:-1]) if name != "table:dedup")
 
 
 def test_duplicates_within_and_across_batches_count_once() -> None:
