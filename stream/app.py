@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from pathlib import Path
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,8 @@ class StreamApp:
             broker_heartbeat_interval=1,
             logging_config=None,
         )
+        if stream.store.startswith("rocksdb"):
+            self._discard_local_tables()
         self.source = self.app.topic(
             settings.topic("usage"),
             key_type=bytes,
@@ -99,6 +102,19 @@ class StreamApp:
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.page("/healthz")(self._healthz_view())
         self.app.page("/metrics")(self._metrics_view())
+
+    def _discard_local_tables(self) -> None:
+        """Start RocksDB tables empty: they refill from the changelogs (read_committed).
+
+        The processor writes a table before its transaction commits; after a crash the local
+        files could hold writes of an aborted batch (ids marked seen without their effects).
+        """
+        import shutil
+
+        tabledir = Path(self.app.conf.tabledir)
+        if tabledir.exists():
+            shutil.rmtree(tabledir)
+            log.info("local RocksDB tables discarded; recovering them from the changelogs", extra={"path": str(tabledir)})
 
     # -- the agent ---------------------------------------------------------------------------
     async def _agent(self, stream: Any) -> None:

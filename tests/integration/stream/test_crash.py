@@ -17,9 +17,13 @@ from tests.integration.stream.harness import Reader, WorkerProcess, event, make_
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
 def test_kill9_mid_stream_then_restart_counts_once_and_alerts_once(
-    start_worker: Callable[..., WorkerProcess], kafka_bootstrap: str, topic_prefix: str
+    start_worker: Callable[..., WorkerProcess], kafka_bootstrap: str, topic_prefix: str, store: str
 ) -> None:
+    if store.startswith("rocksdb"):
+        pytest.importorskip("rocksdict", reason="the rocksdb store needs the `rocksdb` extra (pip install meterline[rocksdb])")
+    env = {"METERLINE_STREAM__STORE": store}
     catalog = PriceCatalog.load(Settings().pricing)
     events = [event(i, team="ml") for i in range(6000)]
     total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
@@ -37,7 +41,7 @@ period = "day"
 thresholds = [10, 25, 50, 75, 100]
 """
     usage = f"{topic_prefix}usage"
-    worker = start_worker(toml)
+    worker = start_worker(toml, env=env)
     producer = make_producer(kafka_bootstrap)
     produce_events(producer, usage, events[:1000])
     priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
@@ -51,7 +55,7 @@ thresholds = [10, 25, 50, 75, 100]
     processed_before_kill = len(priced.poll_until(lambda rs: False, timeout=1))
     assert processed_before_kill < 4000, "the worker finished before it was killed; the test proves nothing"
 
-    restarted = start_worker(toml)
+    restarted = start_worker(toml, env=env)
     # Duplicates after the restart: some early ids again, then the rest.
     produce_events(producer, usage, events[:500] + events[4000:])
     producer.close()
