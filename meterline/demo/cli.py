@@ -51,14 +51,14 @@ def demo(
 
 
 @demo_app.command("stop")
-def stop(ctx: typer.Context, data_dir: DataDirOption = Path(".meterline-demo")) -> None:
+def stop(data_dir: DataDirOption = Path(".meterline-demo")) -> None:
     """Stop the worker, the mail capture and the broker a `--keep` demo left running."""
     from rich.console import Console
 
-    from meterline.cli import fail, settings_from
+    from meterline.cli import fail
     from meterline.demo.run import stop_demo
 
-    if not stop_demo(settings_from(ctx), data_dir, Console()):
+    if not stop_demo(data_dir, Console()):
         raise fail(f"no demo state in {data_dir.resolve()}; give the --data-dir the demo ran with")
 
 

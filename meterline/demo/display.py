@@ -82,13 +82,13 @@ class LiveState:
 
 
 def _percent_cell(percent: Decimal, hard_limit: bool) -> Text:
-    width = 20
+    width = 10
     filled = min(width, int(percent / 100 * width))
     style = "green" if percent < 50 else "yellow" if percent < 80 else "dark_orange" if percent < 100 else "bold red"
     bar = Text("█" * filled + "·" * (width - filled), style=style)
-    bar.append(f" {percent:6.1f} %", style=style)
+    bar.append(f" {percent:5.1f}%", style=style)
     if hard_limit and percent >= 100:
-        bar.append(" HARD LIMIT", style="bold white on red")
+        bar.append(" HARD", style="bold white on red")
     return bar
 
 

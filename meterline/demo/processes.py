@@ -19,8 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from meterline.errors import MeterlineError
-from meterline.services.kafka_local import LocalKafka, find_free_port, port_is_open
-from meterline.settings import Settings
+from meterline.services.kafka_local import find_free_port, port_is_open
 
 WORKER_READY_TIMEOUT_S = 180.0
 MAIL_READY_TIMEOUT_S = 20.0
@@ -143,19 +142,6 @@ def tail(path: Path, lines: int = 25) -> str:
 
 def port_or_free(preferred: int) -> int:
     return preferred if not port_is_open(preferred) else find_free_port()
-
-
-def demo_broker(settings: Settings, paths: DemoPaths, port: int) -> LocalKafka:
-    """The local broker the demo starts when none answers (jars cached in the user's cache)."""
-    lk = settings.local_kafka
-    return LocalKafka(
-        data_dir=paths.kafka,
-        cache_dir=lk.cache_dir or settings.data_dir / "cache" / "kafka",
-        port=port,
-        controller_port=lk.controller_port,
-        heap=lk.heap,
-        kafka_version=lk.kafka_version,
-    )
 
 
 def loopback_port(bootstrap: str) -> int | None:

@@ -90,6 +90,7 @@ def _usd(value: Any, places: int = 4) -> str:
 
 def print_report(report: DemoReport, console: Console) -> None:
     """The report as tables; the figures are the ones ClickHouse answered."""
+    console.print()
     console.rule("[bold]meterline demo: cost report (read from ClickHouse by SQL)")
     duplicates = report.sent - report.distinct_sent
     console.print(

@@ -28,7 +28,6 @@ from meterline.demo.processes import (
     DemoError,
     DemoPaths,
     DemoState,
-    demo_broker,
     loopback_port,
     pid_runs,
     port_or_free,
@@ -82,7 +81,7 @@ def prepare_data_dir(paths: DemoPaths) -> None:
             f"`meterline demo stop --data-dir {paths.root}` or choose another --data-dir"
         )
     paths.root.mkdir(parents=True, exist_ok=True)
-    for folder in (paths.clickhouse, paths.mail, paths.spool):
+    for folder in (paths.clickhouse, paths.mail, paths.spool, paths.root / "stream"):
         shutil.rmtree(folder, ignore_errors=True)
     for file in (paths.worker_log, paths.mail_log, paths.report, paths.state):
         file.unlink(missing_ok=True)
@@ -103,21 +102,23 @@ class Demo:
         self.demo_settings: Settings | None = None
 
     # -- steps ----------------------------------------------------------------------
-    def _ensure_broker(self) -> str:
-        bootstrap = self.settings.kafka_bootstrap
-        port = loopback_port(bootstrap)
+    def _ensure_broker(self) -> None:
+        """Reuse the broker the settings name; start one on its loopback port if none answers."""
+        from meterline.core_cli import local_kafka
+
+        settings = self._settings()
+        port = loopback_port(settings.kafka_bootstrap)
         if port is None or port_is_open(port):
-            self.console.print(f"kafka: using the broker at {bootstrap}", highlight=False)
-            return bootstrap
-        broker = demo_broker(self.settings, self.paths, port)
-        shutil.rmtree(self.paths.kafka, ignore_errors=True)  # a fresh broker for a fresh demo
+            self.console.print(f"kafka: using the broker at {settings.kafka_bootstrap}", highlight=False)
+            return
+        broker = local_kafka(settings, port)  # data under <data-dir>/kafka, jars in the user's cache
+        shutil.rmtree(broker.data_dir, ignore_errors=True)  # a fresh broker for a fresh demo
         with self.console.status(f"starting Apache Kafka {broker.kafka_version} on {broker.bootstrap} (first time: jars from Maven Central) …"):
             broker.start()
         self.broker = broker
         self.state.broker_started, self.state.kafka_port = True, port
         self.state.save(self.paths)
         self.console.print(f"kafka: started {broker.bootstrap} (data in {broker.data_dir})", highlight=False)
-        return broker.bootstrap
 
     def _write_config(self, bootstrap: str) -> TrafficPlan:
         from meterline.pricing import PriceCatalog
@@ -290,12 +291,12 @@ class Demo:
             highlight=False,
         )
         self.console.print("query it:", highlight=False)
-        self.console.print(f'  meterline --config {config} sql "SELECT team, sum(cost_usd) FROM spend_per_team_day GROUP BY team"', highlight=False, markup=False)
-        self.console.print(f'  meterline --config {config} sql "SELECT * FROM spend_vs_budget"', highlight=False, markup=False)
+        self.console.print(f'  meterline --config {config} sql "SELECT team, sum(cost_usd) FROM spend_per_team_day GROUP BY team"', highlight=False, markup=False, soft_wrap=True)
+        self.console.print(f'  meterline --config {config} sql "SELECT * FROM spend_vs_budget"', highlight=False, markup=False, soft_wrap=True)
         self.console.print("send more traffic:", highlight=False)
-        self.console.print(f"  meterline --config {config} loadgen --rate 200 --duration 30", highlight=False, markup=False)
+        self.console.print(f"  meterline --config {config} loadgen --rate 200 --duration 30", highlight=False, markup=False, soft_wrap=True)
         self.console.print("stop everything:", highlight=False)
-        self.console.print(f"  meterline demo stop --data-dir {self.paths.root}", highlight=False, markup=False)
+        self.console.print(f"  meterline demo stop --data-dir {self.paths.root}", highlight=False, markup=False, soft_wrap=True)
 
     # -- the whole run -----------------------------------------------------------------
     def run(self) -> int:
@@ -303,8 +304,8 @@ class Demo:
         kept = False
         with _sigterm_interrupts():
             try:
-                bootstrap = self._ensure_broker()
-                self._write_config(bootstrap)
+                self._write_config(self.settings.kafka_bootstrap)
+                self._ensure_broker()
                 self._start_services()
                 tail = ConsoleAlertTail(self.paths.worker_log)
                 live = LiveState(duration=self.options.duration, rate=self.options.rate)
@@ -331,7 +332,13 @@ class Demo:
         return 0
 
 
-def stop_demo(settings: Settings, data_dir: Path, console: Console) -> bool:
+def _stop_broker(paths: DemoPaths, port: int) -> bool:
+    from meterline.core_cli import local_kafka
+
+    return local_kafka(load_settings(paths.config), port).stop()
+
+
+def stop_demo(data_dir: Path, console: Console) -> bool:
     """Stop what a `--keep` demo left running in `data_dir`; False if nothing ran."""
     paths = DemoPaths(data_dir.resolve())
     state = DemoState.load(paths)
@@ -342,7 +349,7 @@ def stop_demo(settings: Settings, data_dir: Path, console: Console) -> bool:
         stopped.append(f"worker (pid {state.worker_pid})")
     if stop_pid(state.mailcapture_pid, MAIL_MARK):
         stopped.append(f"mail capture (pid {state.mailcapture_pid})")
-    if state.broker_started and state.kafka_port is not None and demo_broker(settings, paths, state.kafka_port).stop():
+    if state.broker_started and state.kafka_port is not None and _stop_broker(paths, state.kafka_port):
         stopped.append(f"kafka (port {state.kafka_port})")
     paths.state.unlink(missing_ok=True)
     console.print("stopped " + (", ".join(stopped) if stopped else "nothing (it had already exited)"), highlight=False)
