@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 from types import FrameType
@@ -43,6 +44,7 @@ from meterline.services.kafka_local import port_is_open
 from meterline.settings import Settings, load_settings
 
 POLL_EVERY_S = 2.0
+PLAN_SAMPLE = 20_000
 STORE_TIMEOUT_S = 120.0
 SETTLE_QUIET_S = 4.0
 SETTLE_TIMEOUT_S = 60.0
@@ -126,9 +128,12 @@ class Demo:
         options = self.options
         draft = TrafficPlan(options.seed, options.teams, datetime.now(UTC), options.rate, int(options.rate * options.duration))
         catalog = PriceCatalog.load(self.settings.pricing)
-        spend = spend_by_team(islice(draft.events(), draft.count), catalog)
+        # Price at most PLAN_SAMPLE events and scale: limits need the size of the spend, not every cent.
+        sample = min(draft.count, PLAN_SAMPLE)
+        scale = Decimal(draft.count) / Decimal(max(sample, 1))
+        spend = {team: amount * scale for team, amount in spend_by_team(islice(draft.events(), sample), catalog).items()}
         for team in (f"team-{i:02d}" for i in range(1, options.teams + 1)):
-            spend.setdefault(team, queries.money(0))
+            spend.setdefault(team, Decimal(0))
         prefix = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}."
         config = DemoConfig(
             data_dir=self.paths.root,
