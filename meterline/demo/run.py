@@ -111,7 +111,17 @@ class Demo:
         settings = self._settings()
         port = loopback_port(settings.kafka_bootstrap)
         if port is None or port_is_open(port):
-            self.console.print(f"kafka: using the broker at {settings.kafka_bootstrap}", highlight=False)
+            from meterline.services.kafka_local import broker_version
+
+            try:
+                version = broker_version(settings.kafka_bootstrap)
+            except Exception as exc:  # noqa: BLE001 - any failure means: not a broker we can use
+                raise DemoError(
+                    f"Kafka at {settings.kafka_bootstrap} does not answer ({type(exc).__name__}: {exc}). Start it, "
+                    "point METERLINE_KAFKA_BOOTSTRAP at a broker that answers, or give a free loopback port "
+                    "(e.g. METERLINE_KAFKA_BOOTSTRAP=127.0.0.1:19092) and the demo starts a broker there."
+                ) from exc
+            self.console.print(f"kafka: using the broker at {settings.kafka_bootstrap} (Kafka {version})", highlight=False)
             return
         broker = local_kafka(settings, port)  # data under <data-dir>/kafka, jars in the user's cache
         shutil.rmtree(broker.data_dir, ignore_errors=True)  # a fresh broker for a fresh demo
