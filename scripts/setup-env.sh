@@ -17,7 +17,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.meterline-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip "setuptools>=69" wheel
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+    echo "installing meterline into .venv (log: .venv/install.log)" >&2
+    if ! { .venv/bin/python -m pip install --disable-pip-version-check --upgrade pip "setuptools>=69" wheel \
+           && .venv/bin/python -m pip install --disable-pip-version-check -e '.[test]'; } >.venv/install.log 2>&1; then
+        tail -n 40 .venv/install.log >&2
+        echo "error: installing meterline failed; the full log is .venv/install.log" >&2
+        exit 1
+    fi
     touch "$stamp"
 fi
