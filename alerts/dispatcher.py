@@ -166,6 +166,8 @@ class AlertDispatcher:
                 group_id=self.consumer_group,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
+                # Alerts come in the stream's transactions: never act on an aborted one.
+                isolation_level="read_committed",
                 metadata_max_age_ms=5000,
                 # Deliveries may wait for retries; polling goes on meanwhile, so the default is fine.
             )

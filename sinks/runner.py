@@ -267,6 +267,9 @@ class SinkRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self.settings.sink.batch_rows,
+            # The stream writes in Kafka transactions: a killed worker's aborted batch is
+            # replayed with new offsets, so reading it too would count its events twice.
+            isolation_level="read_committed",
             # Topics the worker creates after the sink started are picked up within seconds.
             metadata_max_age_ms=5000,
             # Holding offsets through a long ClickHouse outage must not cost the assignment.
