@@ -76,7 +76,7 @@ def main() -> None:
         finally:
             client.close()
     assert stored == args.rows * args.runs * 2, f"expected {args.rows * args.runs * 2} rows, found {stored}"
-    print(f"machine: {machine()}")
+    print(f"machine: {machine()}; load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
     print(f"batch: {args.rows:,} realistic priced events (35 columns, Decimal(38,12) money, Map tags), {args.runs} runs")
     print(f"write (INSERT + rollup MV + dedup token): median {statistics.median(write_rates):,.0f} rows/s "
           f"(min {min(write_rates):,.0f}, max {max(write_rates):,.0f}); goal >= 200,000")

@@ -1,0 +1,50 @@
+"""The fast write path stores what the plain one did: a batch repeating an event id collapses."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
+from meterline.sinks.samples import sample_priced_events
+from meterline.sinks.writer import write_batch
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "t.usage.priced"
+
+
+def test_a_batch_repeating_an_event_id_stores_it_once(sink_client) -> None:  # type: ignore[no-untyped-def]
+    events = sample_priced_events(50, seed=11)
+    again = events[7].model_copy(update={"ingested_at": events[7].ingested_at + timedelta(seconds=30)})
+    values = [e.model_dump_json().encode() for e in [*events, again]]
+    records = [SourceRecord(TOPIC, 0, i, None, value, 0) for i, value in enumerate(values)]
+    for insert in plan_inserts("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, len(values) - 1), records)):
+        write_batch(sink_client, insert)
+
+    # No FINAL: the block itself was collapsed at insert (optimize_on_insert stays on here).
+    assert sink_client.query("SELECT count(), uniqExact(event_id) FROM usage_events").result_rows == [(50, 50)]
+    kept = sink_client.query(
+        "SELECT ingested_at FROM usage_events WHERE event_id = {id:String}", parameters={"id": again.event_id}
+    ).result_rows
+    assert kept == [(again.ingested_at,)], "the later ingested_at wins, as ReplacingMergeTree(ingested_at) says"
+
+
+def test_a_batch_of_distinct_events_is_stored_row_for_row(sink_client) -> None:  # type: ignore[no-untyped-def]
+    events = sample_priced_events(2_000, seed=12)
+    records = [SourceRecord(TOPIC, 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
+    for insert in plan_inserts("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, len(events) - 1), records)):
+        write_batch(sink_client, insert)
+
+    stored = sink_client.query(
+        "SELECT event_id, team, project, provider, model, status, price_id, input_tokens, latency_ms, cost_usd "
+        "FROM usage_events ORDER BY event_id"
+    ).result_rows
+    expected = sorted(
+        (e.event_id, e.team, e.project, e.provider, e.model, e.status, e.price_id, e.input_tokens, e.latency_ms, e.cost_usd)
+        for e in events
+    )
+    assert stored == expected
+    hourly = sink_client.query("SELECT sum(requests), sum(cost_usd) FROM usage_hourly").result_rows
+    assert hourly == [(2_000, sum((e.cost_usd for e in events), start=events[0].cost_usd * 0))]
