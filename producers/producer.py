@@ -6,7 +6,9 @@ linger and large batches); it checks the answers in order and resolves the handl
 to the offline spool instead when the client is not connected yet or the broker is away, when
 Kafka refuses them after retries (delivery timeout), or when the queue is full (then `emit()`
 writes them to the spool file itself: disk, never network). A replayer thread sends the spool
-back when the broker answers again (see `replayer.py` and `spool.py`).
+back when the broker answers again (see `replayer.py` and `spool.py`). When a delivery
+failure leaves the kafka-python client unusable, the replayer thread replaces it
+(see `client_health.py`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meterline.events import UsageEvent
+from meterline.producers.client_health import close_now, poisons_idempotent_state
 from meterline.producers.errors import ProducerClosedError, SpoolError
 from meterline.producers.handles import (
     FAILED,
@@ -87,6 +90,11 @@ class UsageProducer:
         self._threads: list[threading.Thread] = []
         self._circuit_open = False
         self._stop_deadline: float | None = None
+        # Set when a delivery failure broke the client's idempotent state (client_health.py);
+        # the replayer thread then replaces the client.
+        self._client_poisoned = threading.Event()
+        # kafka-python answers every send within its delivery timeout, unless it is wedged.
+        self._answer_timeout_s = self.tuning.delivery_timeout_s + self.tuning.stall_timeout_s
 
     @classmethod
     def from_settings(
@@ -117,6 +125,9 @@ class UsageProducer:
                 broker_healthy=lambda: not self._circuit_open,
                 on_replayed=lambda n: self._count("replayed", n),
                 on_success=self._broker_answered,
+                on_failure=self._delivery_failed,
+                on_stuck=self._client_stuck,
+                answer_timeout_s=self._answer_timeout_s,
                 stopping=self._stopping,
                 deadline=lambda: self._stop_deadline,
             )
@@ -158,10 +169,7 @@ class UsageProducer:
         self._wake.set()
         kafka = self._kafka
         if kafka is not None:
-            try:
-                kafka.close(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - closing must not raise into the application
-                log.exception("closing the Kafka client failed")
+            close_now(kafka, timeout=max(0.0, deadline - time.monotonic()))
         for thread in self._threads:
             thread.join(max(0.1, deadline - time.monotonic() + 5.0))
         if self._replayer is not None:
@@ -339,15 +347,19 @@ class UsageProducer:
                     time.sleep(0.005)
                     continue
                 if not final:
-                    if time.monotonic() - sent_at >= self.tuning.stall_timeout_s and not self._circuit_open:
+                    waited = time.monotonic() - sent_at
+                    if waited >= self.tuning.stall_timeout_s and not self._circuit_open:
                         log.warning("Kafka has not answered for %.1f s; spooling new events", self.tuning.stall_timeout_s)
                         self._circuit_open = True
+                    if waited >= self._answer_timeout_s:
+                        self._client_stuck()
                     break
             inflight.popleft()
             if future.is_done and future.exception is None:
                 handle.outcome = SENT
                 sent += 1
             else:
+                self._delivery_failed(future.exception)
                 refused.append(handle)
                 refused_values.append(value)
         if refused:
@@ -361,6 +373,18 @@ class UsageProducer:
             with self._resolved:
                 self._resolved.notify_all()
 
+    def _delivery_failed(self, exc: BaseException | None) -> None:
+        if poisons_idempotent_state(exc) and not self._client_poisoned.is_set():
+            log.warning("Kafka delivery failed (%s); the Kafka client will be replaced", exc)
+            self._client_poisoned.set()
+
+    def _client_stuck(self) -> None:
+        if not self._client_poisoned.is_set():
+            log.warning(
+                "the Kafka client has not answered a send for %.0f s; it will be replaced", self._answer_timeout_s
+            )
+            self._client_poisoned.set()
+
     def _broker_answered(self) -> None:
         if self._circuit_open:
             log.info("Kafka answers again; sending directly")
@@ -372,6 +396,8 @@ class UsageProducer:
         assert self._replayer is not None
         try:
             while not self._stopping.is_set():
+                if self._client_poisoned.is_set() and self._kafka is not None:
+                    self._replace_client()
                 if self._kafka is None:
                     if self._connect():
                         backoff = 0.25
@@ -388,6 +414,14 @@ class UsageProducer:
                     self._stopping.wait(IDLE_WAIT_S if not self._circuit_open else 1.0)
         finally:
             self._connected_once.set()
+
+    def _replace_client(self) -> None:
+        """Drop the client (the sender spools meanwhile) and fail its unanswered events into
+        the spool; the loop then connects a fresh one, with a new producer id."""
+        old, self._kafka = self._kafka, None
+        self._circuit_open = True
+        self._client_poisoned.clear()
+        close_now(old)
 
     def _connect(self) -> bool:
         from kafka import KafkaProducer

@@ -42,8 +42,11 @@ class SpoolReplayer:
         broker_healthy: Callable[[], bool],
         on_replayed: Callable[[int], None],
         on_success: Callable[[], None],
+        on_failure: Callable[[BaseException | None], None],
+        on_stuck: Callable[[], None],
         stopping: threading.Event,
         deadline: Callable[[], float | None],
+        answer_timeout_s: float = 35.0,
     ) -> None:
         self._spool = spool
         self._own = own
@@ -51,6 +54,9 @@ class SpoolReplayer:
         self._broker_healthy = broker_healthy
         self._on_replayed = on_replayed
         self._on_success = on_success
+        self._on_failure = on_failure
+        self._on_stuck = on_stuck
+        self._answer_timeout_s = answer_timeout_s
         self._stopping = stopping
         self._deadline = deadline
         self._adopted: list[SpoolSlot] = []
@@ -96,9 +102,20 @@ class SpoolReplayer:
                 futures.append(exc)
         refused: list[SpooledMessage] = []
         delivered = 0
+        # A client that leaves a send unanswered past its delivery timeout is wedged: stop
+        # waiting, keep the rest of the chunk, and have the client replaced.
+        answer_by = time.monotonic() + self._answer_timeout_s
         for frame, future in zip(frames, futures, strict=True):
-            if isinstance(future, Exception) or not _wait(future, self._deadline()):
+            if isinstance(future, Exception):
                 refused.append(frame.message)
+                continue
+            stop_at = self._deadline()
+            if not _wait(future, answer_by if stop_at is None else min(stop_at, answer_by)):
+                refused.append(frame.message)
+                if future.is_done:
+                    self._on_failure(future.exception)
+                elif time.monotonic() >= answer_by:
+                    self._on_stuck()
             else:
                 delivered += 1
         # 2. keep what Kafka refused

@@ -131,11 +131,6 @@ def own_broker(tmp_path: Path, kafka_jar_cache: Path) -> Iterator[LocalKafka]:
         broker.stop()
 
 
-@pytest.mark.xfail(
-    reason="known producer bug (open): in about half the runs UsageProducer's kafka-python client never "
-    "recovers after the broker restarts; its spool is not replayed and close() times out flushing",
-    strict=False,
-)
 def test_broker_stopped_and_restarted_during_load(
     own_broker: LocalKafka, topic_prefix: str, tmp_path: Path, catalog: Any, fake_slack: FakeSlack, smtp_server: SmtpServer
 ) -> None:
