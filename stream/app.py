@@ -121,7 +121,7 @@ class StreamApp:
         take_max, within = self.settings.stream.take_max, self.settings.stream.take_within
         async for events in stream.take_events(take_max, within=within):
             if not self._restored:
-                self._restore()
+                await self._restore()
             records = [
                 Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
                 for e in events
@@ -143,10 +143,14 @@ class StreamApp:
     def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
         self._restored = False
 
-    def _restore(self) -> None:
-        contents: dict[TableName, list[tuple[bytes, bytes]]] = {}
-        for name, table in self.tables.items():
-            contents[name] = [(k, v) for k, v in table.data.items() if v is not None]
+    async def _restore(self) -> None:
+        """Rebuild the processor's state from the changelogs of the assigned partitions."""
+        from meterline.stream.changelog import read_changelogs
+
+        source = self.source.get_topic_name()
+        partitions = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == source}
+        topics = {name: table.changelog_topic.get_topic_name() for name, table in self.tables.items()}
+        contents = await read_changelogs(self.settings.kafka_bootstrap, topics, partitions)
         self.processor.restore(contents)
         self._restored = True
 
