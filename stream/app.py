@@ -121,7 +121,14 @@ class StreamApp:
         take_max, within = self.settings.stream.take_max, self.settings.stream.take_within
         async for events in stream.take_events(take_max, within=within):
             if not self._restored:
-                await self._restore()
+                try:
+                    await self._restore()
+                except Exception as exc:
+                    # Processing on a partial state would count spend again: stop instead.
+                    self.batches_failed += 1
+                    log.exception("restoring the stream state from the changelogs failed; stopping the worker")
+                    await self.app.crash(exc)
+                    raise
             records = [
                 Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
                 for e in events
