@@ -388,9 +388,14 @@ class LocalKafka:
 
 
 def _kafka_uuid() -> str:
+    """A cluster id as Kafka's own Uuid.randomUuid makes it: never starting with "-",
+    which the storage tool's argument parser would read as an option (1 id in 64)."""
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 def _alive(pid: int) -> bool:
