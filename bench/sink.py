@@ -37,6 +37,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows per batch (default 100000)")
     parser.add_argument("--runs", type=int, default=5, help="batches per figure (default 5)")
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="batches written first and not counted: the engine's first inserts "
+        "create parts, partitions and caches (default 1)"
+    )
     args = parser.parse_args()
 
     events = sample_priced_events(args.rows, seed=1)
@@ -46,7 +50,7 @@ def main() -> None:
         try:
             apply_migrations(client)
             write_rates, full_rates = [], []
-            for run in range(args.runs):
+            for run in range(args.warmup + args.runs):
                 first = run * args.rows * 2
                 # Fresh event ids per batch, so ReplacingMergeTree merges collapse nothing.
                 tag = b'"event_id":"w%d-' % run
@@ -59,7 +63,8 @@ def main() -> None:
                 started = time.perf_counter()
                 for insert in inserts:
                     write_batch(client, insert)
-                write_rates.append(args.rows / (time.perf_counter() - started))
+                if run >= args.warmup:
+                    write_rates.append(args.rows / (time.perf_counter() - started))
 
                 second = first + args.rows
                 tag = b'"event_id":"f%d-' % run
@@ -71,13 +76,15 @@ def main() -> None:
                 batch = RangeBatch(OffsetRange("bench.usage.priced", 0, second, second + args.rows - 1), records)
                 for insert in plan_inserts("priced", batch):
                     write_batch(client, insert)
-                full_rates.append(args.rows / (time.perf_counter() - started))
+                if run >= args.warmup:
+                    full_rates.append(args.rows / (time.perf_counter() - started))
             stored = client.query("SELECT count() FROM usage_events FINAL").result_rows[0][0]
         finally:
             client.close()
-    assert stored == args.rows * args.runs * 2, f"expected {args.rows * args.runs * 2} rows, found {stored}"
+    expected = args.rows * (args.warmup + args.runs) * 2
+    assert stored == expected, f"expected {expected} rows, found {stored}"
     print(f"machine: {machine()}; load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
-    print(f"batch: {args.rows:,} realistic priced events (35 columns, Decimal(38,12) money, Map tags), {args.runs} runs")
+    print(f"batch: {args.rows:,} realistic priced events (35 columns, Decimal(38,12) money, Map tags), {args.runs} runs after {args.warmup} warm-up")
     print(f"write (INSERT + rollup MV + dedup token): median {statistics.median(write_rates):,.0f} rows/s "
           f"(min {min(write_rates):,.0f}, max {max(write_rates):,.0f}); goal >= 200,000")
     print(f"decode+plan+write from Kafka bytes:       median {statistics.median(full_rates):,.0f} rows/s "
