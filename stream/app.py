@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from meterline.settings import Settings
+from meterline.stream.offsets import OffsetTracker
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
 
 if TYPE_CHECKING:
@@ -38,6 +39,10 @@ def app_id(settings: Settings) -> str:
 
 def broker_urls(settings: Settings) -> list[str]:
     return [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
+
+
+class SkippedRecordsError(RuntimeError):
+    """The consumer never delivered records the worker was about to commit past."""
 
 
 class StreamApp:
@@ -80,6 +85,11 @@ class StreamApp:
             # A crashed worker's partitions move on after this long (faust's default is 60 s).
             broker_session_timeout=10,
             broker_heartbeat_interval=1,
+            # The worker rebuilds its state from the changelogs itself (stream/changelog.py),
+            # waiting for open transactions to end. faust's check compares against an end read
+            # while a dead worker's transaction is still open (measured -1) and crashed the
+            # worker taking over its partitions (ConsistencyError "9 > -1").
+            recovery_consistency_check=False,
             logging_config=None,
         )
         if stream.store.startswith("rocksdb"):
@@ -98,6 +108,7 @@ class StreamApp:
         self.started_at = time.monotonic()
         self.batches_failed = 0
         self._restored = False
+        self.offsets = OffsetTracker()
         self.app.agent(self.source, name=f"{app_id(settings)}-process", concurrency=1)(self._agent)
         self.app.on_partitions_assigned.connect(self._on_assigned)
         self.app.page("/healthz")(self._healthz_view())
@@ -129,16 +140,19 @@ class StreamApp:
                     log.exception("restoring the stream state from the changelogs failed; stopping the worker")
                     await self.app.crash(exc)
                     raise
-            records = [
-                Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
-                for e in events
-            ]
-            effects = _TransactionalEffects(self, events)
             try:
-                await self.processor.process(records, effects)
+                events = await self._continuous(stream, events)
+                if not events:
+                    continue
+                records = [
+                    Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
+                    for e in events
+                ]
+                await self.processor.process(records, _TransactionalEffects(self, events))
                 for event in events:
                     await stream.ack(event)
                 await self._commit(events)
+                self.offsets.advance((record.partition, record.offset) for record in records)
             except BaseException as exc:
                 # The in-memory book may now be ahead of Kafka: stop so a restart rebuilds it.
                 self.batches_failed += 1
@@ -146,6 +160,38 @@ class StreamApp:
                 await self.app.crash(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
                 raise
             self._update_lag(records)
+
+    async def _continuous(self, stream: Any, events: Sequence[EventT]) -> list[EventT]:
+        """The batch's events not processed yet, once sure no offset before them went missing.
+
+        Events below a partition's next offset were processed already (re-delivered after a
+        seek): acknowledged and left out. A hole before an event is read back from the topic:
+        empty (transaction markers) it is fine; holding records, faust's consumer skipped
+        them, and the worker stops before committing past them (a restart re-reads them).
+        """
+        fresh: list[EventT] = []
+        for event in events:
+            if self.offsets.stale(event.message.partition, event.message.offset):
+                self.processor.metrics.counts["redelivered"] += 1
+                await stream.ack(event)
+            else:
+                fresh.append(event)
+        holes = self.offsets.holes((e.message.partition, e.message.offset) for e in fresh)
+        if holes:
+            from meterline.stream.source_check import records_in_hole
+
+            topic = self.source.get_topic_name()
+            for hole in holes:
+                missing = await records_in_hole(self.settings.kafka_bootstrap, topic, hole)
+                self.processor.metrics.counts["offset_holes"] += 1
+                if missing:
+                    raise SkippedRecordsError(
+                        f"the consumer skipped {missing} record(s) of {topic}[{hole.partition}] at offsets "
+                        f"{hole.first}..{hole.last}; stopping before committing past them (a restart reads "
+                        "them again from the committed offset)"
+                    )
+                log.info("offsets without records skipped", extra={"partition": hole.partition, "first": hole.first, "last": hole.last})
+        return fresh
 
     async def _commit(self, events: Sequence[EventT]) -> None:
         """Commit the batch's transactions with exactly its source offsets.
@@ -185,6 +231,9 @@ class StreamApp:
         topics = {name: table.changelog_topic.get_topic_name() for name, table in self.tables.items()}
         contents = await read_changelogs(self.settings.kafka_bootstrap, topics, partitions)
         self.processor.restore(contents)
+        # faust sought every assigned partition to its committed offset before the flow resumed.
+        committed = self.app.consumer._committed_offset
+        self.offsets.reset({tp.partition: committed.get(tp) for tp in self.app.consumer.assignment() if tp.topic == source})
         self._restored = True
 
     def _update_lag(self, records: Sequence[Record]) -> None:

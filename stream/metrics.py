@@ -15,6 +15,8 @@ COUNTERS: dict[str, str] = {
     "alerts": "Alert events published.",
     "budget_states": "Budget state messages published.",
     "batches": "Batches processed.",
+    "redelivered": "Messages delivered again after a seek or rebalance, skipped as processed already.",
+    "offset_holes": "Holes in the usage topic's offsets, read back and found empty (transaction markers).",
 }
 
 

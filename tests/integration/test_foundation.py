@@ -12,22 +12,18 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from meterline.core_cli import run_checks
 from meterline.services.kafka_local import find_free_port
 from meterline.settings import load_settings
+from tests.support.topics import create_topics
 
 pytestmark = pytest.mark.integration
 
 
 def test_kafka_round_trip(kafka_bootstrap: str, topic_prefix: str) -> None:
     topic = f"{topic_prefix}roundtrip"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, 2, 1)])
-    finally:
-        admin.close()
+    create_topics(kafka_bootstrap, {topic: 2})
     sent = {f"key-{i % 3}".encode(): [] for i in range(3)}
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for i in range(30):

@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from meterline.messages import PricedEvent
 from meterline.settings import Settings, SinkSettings
+from tests.support.topics import create_topics as create_named_topics
 
 
 def sink_settings(bootstrap: str, prefix: str, dsn: str, **sink: Any) -> Settings:
@@ -20,13 +20,8 @@ def sink_settings(bootstrap: str, prefix: str, dsn: str, **sink: Any) -> Setting
 
 
 def create_topics(bootstrap: str, prefix: str, partitions: int = 2) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics(
-            [NewTopic(f"{prefix}{name}", partitions, 1) for name in ("usage.priced", "usage.dlq", "budget.state")]
-        )
-    finally:
-        admin.close()
+    """The topics the sink reads, under `prefix`."""
+    create_named_topics(bootstrap, {f"{prefix}{name}": partitions for name in ("usage.priced", "usage.dlq", "budget.state")})
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes | None]]) -> int:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from meterline.stream.changelog import read_changelogs
+from tests.support.topics import create_topics
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +33,7 @@ async def _write(bootstrap: str, topic: str) -> None:
 
 def test_committed_latest_values_of_the_asked_partitions(kafka_bootstrap: str, topic_prefix: str) -> None:
     cells, fired = f"{topic_prefix}cells-changelog", f"{topic_prefix}fired-changelog"
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    try:
-        admin.create_topics([NewTopic(cells, 2, 1), NewTopic(fired, 2, 1)])
-    finally:
-        admin.close()
+    create_topics(kafka_bootstrap, {cells: 2, fired: 2})
     asyncio.run(_write(kafka_bootstrap, cells))
 
     both = asyncio.run(read_changelogs(kafka_bootstrap, {"cells": cells, "fired": fired}, [0, 1], timeout=60))

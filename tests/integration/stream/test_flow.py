@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -9,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 
+from meterline.events import UsageEvent
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
 from meterline.pricing import PriceCatalog
 from meterline.settings import Settings
@@ -93,4 +95,44 @@ def test_events_priced_once_with_exact_spend_and_bad_messages_dead_lettered(
     assert worker.metric("meterline_stream_events_in_total") == 700 + len(bad)
     for reader in (priced_reader, states, dlq):
         reader.close()
+    assert worker.stop() == 0
+
+
+async def _produce_in_transactions(bootstrap: str, topic: str, batches: list[tuple[list[UsageEvent], bool]]) -> None:
+    """Each (events, commit) pair in its own transaction, committed or aborted."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=f"{topic}-app")
+    await producer.start()
+    try:
+        for events, commit in batches:
+            await producer.begin_transaction()
+            for e in events:
+                await producer.send(topic, e.to_json_bytes(), key=e.team.encode())
+            if commit:
+                await producer.commit_transaction()
+            else:
+                await producer.abort_transaction()
+    finally:
+        await producer.stop()
+
+
+def test_transactional_producers_offsets_without_records_are_no_loss(
+    start_worker: Callable[..., WorkerProcess], kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Transaction markers and aborted records leave holes in the offsets the worker sees;
+    it reads each hole back, finds it empty and goes on (a hole holding records would stop it)."""
+    worker = start_worker(BUDGETS)
+    events = [event(i, team="ml") for i in range(300)]
+    batches = [(events[:100], True), (events[100:150], False), (events[150:], True)]
+    asyncio.run(_produce_in_transactions(kafka_bootstrap, f"{topic_prefix}usage", batches))
+
+    reader = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
+    reader.poll_until(lambda rs: len(rs) >= 250)
+    reader.settle(quiet=3)
+    ids = Counter(PricedEvent.model_validate_json(r.value).event_id for r in reader.records)
+    assert ids == Counter({e.event_id: 1 for e in events[:100] + events[150:]})
+    reader.close()
+    assert worker.metric("meterline_stream_offset_holes_total") >= 1
+    assert worker.metric("meterline_stream_redelivered_total") == 0
     assert worker.stop() == 0

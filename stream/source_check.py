@@ -1,0 +1,43 @@
+"""Whether a hole in the offsets a worker received holds records (the I/O half of stream/offsets.py).
+
+Offsets with no committed record behind them are normal (transaction markers, aborted
+records); offsets whose records the consumer never delivered are a loss in the making.
+This reads the partition directly, read_committed, as the worker's consumer does.
+"""
+
+from __future__ import annotations
+
+import time
+
+from meterline.stream.offsets import OffsetHole
+
+CHECK_TIMEOUT_S = 30.0
+
+
+class SourceCheckError(RuntimeError):
+    """The topic could not be read in time to tell whether a hole holds records."""
+
+
+async def records_in_hole(bootstrap: str, topic: str, hole: OffsetHole, *, timeout: float = CHECK_TIMEOUT_S) -> int:
+    """How many committed records of `topic` lie at offsets hole.first..hole.last."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    tp = TopicPartition(topic, hole.partition)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, hole.first)
+        found = 0
+        deadline = time.monotonic() + timeout
+        # The position moves past markers and aborted records too, which are never returned.
+        while await consumer.position(tp) <= hole.last:
+            if time.monotonic() > deadline:
+                raise SourceCheckError(f"{topic}[{hole.partition}] offsets {hole.first}..{hole.last} not read within {timeout:.0f} s")
+            batches = await consumer.getmany(tp, timeout_ms=500)
+            found += sum(1 for record in batches.get(tp, []) if hole.first <= record.offset <= hole.last)
+        return found
+    finally:
+        await consumer.stop()
