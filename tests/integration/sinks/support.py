@@ -11,7 +11,6 @@ from kafka import KafkaProducer
 
 from meterline.messages import PricedEvent
 from meterline.settings import Settings, SinkSettings
-from tests.support.topics import create_topics as create_named_topics
 
 
 def sink_settings(bootstrap: str, prefix: str, dsn: str, **sink: Any) -> Settings:
@@ -21,6 +20,9 @@ def sink_settings(bootstrap: str, prefix: str, dsn: str, **sink: Any) -> Setting
 
 def create_topics(bootstrap: str, prefix: str, partitions: int = 2) -> None:
     """The topics the sink reads, under `prefix`."""
+    # Imported here: crashing_sink.py imports this module as a script, without `tests` on its path.
+    from tests.support.topics import create_topics as create_named_topics
+
     create_named_topics(bootstrap, {f"{prefix}{name}": partitions for name in ("usage.priced", "usage.dlq", "budget.state")})
 
 
