@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
@@ -37,6 +38,8 @@ class WorkerProcess:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    restarts: int = 0
+    _supervised: bool = False
 
     def start(self) -> WorkerProcess:
         self.port = find_free_port()
@@ -92,15 +95,35 @@ class WorkerProcess:
                 return float(line.split()[1])
         raise AssertionError(f"metric {name} not found in:\n{body}")
 
+    def supervise(self, max_restarts: int = 3) -> WorkerProcess:
+        """Restart the worker when it stops itself on records its consumer skipped, as a
+        supervisor would (`restart: on-failure`): the restart reads them from the committed offset."""
+        self._supervised = True
+
+        def watch() -> None:
+            while self._supervised and self.restarts < max_restarts:
+                proc = self.proc
+                if proc is not None and proc.poll() is not None and self._supervised:
+                    if "SkippedRecordsError" not in self.log():
+                        return
+                    self.restarts += 1
+                    self.start()
+                time.sleep(0.2)
+
+        threading.Thread(target=watch, daemon=True).start()
+        return self
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:] if self.log_path else ""
 
     def kill9(self) -> None:
+        self._supervised = False
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
 
     def stop(self) -> int:
+        self._supervised = False
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

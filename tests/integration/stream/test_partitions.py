@@ -93,7 +93,9 @@ def test_three_partitions_restart_after_kill9_counts_each_team_once(
     worker.kill9()
     assert len(priced.poll_until(lambda rs: False, timeout=1)) < 2000, "the worker finished before it was killed"
 
-    restarted = start_worker(_toml(totals), env=env)
+    # Supervised: a worker that finds records its consumer skipped stops before committing past
+    # them (seen once in CI right after this restart: 274 records of one partition) and is restarted.
+    restarted = start_worker(_toml(totals), env=env).supervise()
     produce_events(producer, usage, events[:900] + events[2000:])  # duplicates, then the rest
     producer.close()
     _check_exact(kafka_bootstrap, topic_prefix, events, totals, priced)
@@ -121,7 +123,7 @@ def test_a_second_worker_joins_then_the_first_dies_and_totals_stay_exact(
     # partition's events as "already read" (the worker now stops rather than commit past them).
     second_dir = tmp_path / "second"
     second_dir.mkdir()
-    second = WorkerProcess(kafka_bootstrap, topic_prefix, second_dir, toml=_toml(totals), env=env).start()
+    second = WorkerProcess(kafka_bootstrap, topic_prefix, second_dir, toml=_toml(totals), env=env).start().supervise()
     try:
         produce_events(producer, usage, events[:300] + events[1500:3000])  # duplicates across the move
         priced.poll_until(lambda rs: len(rs) >= 3000, timeout=90)
@@ -133,6 +135,7 @@ def test_a_second_worker_joins_then_the_first_dies_and_totals_stay_exact(
         _check_exact(kafka_bootstrap, topic_prefix, events, totals, priced)
         assert second.metric("meterline_stream_events_in_total") > 0, f"the second worker took nothing over:\n{second.log()}"
         assert second.proc is not None and second.proc.poll() is None, f"the second worker stopped:\n{second.log()}"
+        assert second.restarts <= 1, f"the second worker was restarted {second.restarts} times"
         priced.close()
         assert second.stop() == 0
     finally:
