@@ -183,13 +183,13 @@ class StreamApp:
             topic = self.source.get_topic_name()
             for hole in holes:
                 missing = await records_in_hole(self.settings.kafka_bootstrap, topic, hole)
-                self.processor.metrics.counts["offset_holes"] += 1
                 if missing:
                     raise SkippedRecordsError(
                         f"the consumer skipped {missing} record(s) of {topic}[{hole.partition}] at offsets "
                         f"{hole.first}..{hole.last}; stopping before committing past them (a restart reads "
                         "them again from the committed offset)"
                     )
+                self.processor.metrics.counts["offset_holes"] += 1
                 log.info("offsets without records skipped", extra={"partition": hole.partition, "first": hole.first, "last": hole.last})
         return fresh
 
