@@ -80,6 +80,9 @@ class ProducerTuning:
     until Kafka acknowledges something again (default 5 s)."""
     bootstrap_timeout_s: float = 3.0
     """One connection attempt's limit; retried in the background (default 3 s)."""
+    compiled_records: bool = True
+    """Build record batches with aiokafka's compiled builder instead of kafka-python's
+    pure-Python one (same bytes; process-wide; see record_builder.py). Default on."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """More kafka-python KafkaProducer settings (security, client_id, ...)."""
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meterline.events import UsageEvent
+from meterline.gc_pause import gc_paused
 from meterline.producers.client_health import close_now, poisons_idempotent_state
 from meterline.producers.errors import ProducerClosedError, SpoolError
 from meterline.producers.handles import (
@@ -31,6 +32,7 @@ from meterline.producers.handles import (
     FlushBarrier,
     ProducerCounters,
 )
+from meterline.producers import record_builder
 from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.replayer import IDLE_WAIT_S, SpoolReplayer
 from meterline.producers.spool import Spool, SpooledMessage, SpoolFsync, SpoolSlot
@@ -311,20 +313,24 @@ class UsageProducer:
         now = time.monotonic()
         refused: list[EmitHandle] = []
         refused_values: list[bytes] = []
-        for item in items:
-            if type(item) is FlushBarrier:
-                inflight.append(item)
-                continue
-            event = item.event  # type: ignore[union-attr]
-            value = event.to_json_bytes()
-            try:
-                future = send(topic, value, key=event.team.encode(), headers=event.cloudevent_headers())
-            except Exception as exc:  # noqa: BLE001 - no metadata in time, client closed: spool
-                log.warning("Kafka did not take an event (%s); spooling it", exc)
-                refused.append(item)  # type: ignore[arg-type]
-                refused_values.append(value)
-                continue
-            inflight.append((item, future, value, now))  # type: ignore[arg-type]
+        # Each send leaves several container objects in flight (kafka-python's future and its
+        # callbacks, our entry): with the collector on, it ran every ~100 sends and walked the
+        # in-flight set each time, a quarter of the sender's CPU at 35k events/s.
+        with gc_paused():
+            for item in items:
+                if type(item) is FlushBarrier:
+                    inflight.append(item)
+                    continue
+                event = item.event  # type: ignore[union-attr]
+                value = event.to_json_bytes()
+                try:
+                    future = send(topic, value, key=event.team.encode(), headers=event.cloudevent_headers())
+                except Exception as exc:  # noqa: BLE001 - no metadata in time, client closed: spool
+                    log.warning("Kafka did not take an event (%s); spooling it", exc)
+                    refused.append(item)  # type: ignore[arg-type]
+                    refused_values.append(value)
+                    continue
+                inflight.append((item, future, value, now))  # type: ignore[arg-type]
         self._spool_handles(refused, sync=True, values=refused_values)
 
     def _reconcile(self, final: bool = False) -> None:
@@ -426,6 +432,8 @@ class UsageProducer:
     def _connect(self) -> bool:
         from kafka import KafkaProducer
 
+        if self.tuning.compiled_records:
+            record_builder.install()
         try:
             kafka = KafkaProducer(**self.tuning.kafka_config(self.bootstrap))
         except Exception as exc:  # noqa: BLE001 - broker away: spool and retry

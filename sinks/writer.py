@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import tempfile
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+from meterline.gc_pause import gc_paused
 from meterline.sinks.batches import InsertBatch, OffsetRange
 from meterline.sinks.errors import SinkWriteError
 from meterline.sinks.rows import SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS
@@ -80,13 +80,8 @@ def _columns(batch: InsertBatch) -> list[tuple[Any, ...]]:
     """
     if not batch.rows:
         return [() for _ in batch.columns]
-    paused = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return list(zip(*batch.rows, strict=True))
-    finally:
-        if paused:
-            gc.enable()
 
 
 _MAP_COLUMNS = frozenset({"tags"})
