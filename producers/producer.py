@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meterline.events import UsageEvent
-from meterline.gc_pause import gc_paused
+from meterline.gc_control import gc_paused
 from meterline.producers.client_health import close_now, poisons_idempotent_state
 from meterline.producers.errors import ProducerClosedError, SpoolError
 from meterline.producers.handles import (

@@ -7,7 +7,7 @@ import tempfile
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-from meterline.gc_pause import gc_paused
+from meterline.gc_control import gc_paused
 from meterline.sinks.batches import InsertBatch, OffsetRange
 from meterline.sinks.errors import SinkWriteError
 from meterline.sinks.rows import SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from meterline.settings import Settings
-from meterline.stream.offsets import OffsetTracker
+from meterline.stream.offsets import OffsetTracker, judge_hole
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
 
 if TYPE_CHECKING:
@@ -166,8 +166,10 @@ class StreamApp:
 
         Events below a partition's next offset were processed already (re-delivered after a
         seek): acknowledged and left out. A hole before an event is read back from the topic:
-        empty (transaction markers) it is fine; holding records, faust's consumer skipped
-        them, and the worker stops before committing past them (a restart re-reads them).
+        empty (transaction markers) it is fine; holding records the group has committed past
+        since the assignment, a previous owner processed them; otherwise faust's consumer
+        skipped them, and the worker stops before committing past them (a restart re-reads
+        them).
         """
         fresh: list[EventT] = []
         for event in events:
@@ -178,19 +180,27 @@ class StreamApp:
                 fresh.append(event)
         holes = self.offsets.holes((e.message.partition, e.message.offset) for e in fresh)
         if holes:
-            from meterline.stream.source_check import records_in_hole
+            from meterline.stream.source_check import committed_offset, records_in_hole
 
             topic = self.source.get_topic_name()
+            bootstrap = self.settings.kafka_bootstrap
             for hole in holes:
-                missing = await records_in_hole(self.settings.kafka_bootstrap, topic, hole)
-                if missing:
+                found = await records_in_hole(bootstrap, topic, hole)
+                committed = await committed_offset(bootstrap, self.app.conf.id, topic, hole.partition) if found else None
+                verdict = judge_hole(hole, found, committed)
+                where = {"partition": hole.partition, "first": hole.first, "last": hole.last, "records": found}
+                if verdict == "skipped":
                     raise SkippedRecordsError(
-                        f"the consumer skipped {missing} record(s) of {topic}[{hole.partition}] at offsets "
+                        f"the consumer skipped {found} record(s) of {topic}[{hole.partition}] at offsets "
                         f"{hole.first}..{hole.last}; stopping before committing past them (a restart reads "
                         "them again from the committed offset)"
                     )
-                self.processor.metrics.counts["offset_holes"] += 1
-                log.info("offsets without records skipped", extra={"partition": hole.partition, "first": hole.first, "last": hole.last})
+                if verdict == "committed":
+                    self.processor.metrics.counts["holes_committed"] += 1
+                    log.info("offsets committed by the partition's previous owner skipped", extra={**where, "committed": committed})
+                else:
+                    self.processor.metrics.counts["offset_holes"] += 1
+                    log.info("offsets without records skipped", extra=where)
         return fresh
 
     async def _commit(self, events: Sequence[EventT]) -> None:

@@ -17,6 +17,8 @@ COUNTERS: dict[str, str] = {
     "batches": "Batches processed.",
     "redelivered": "Messages delivered again after a seek or rebalance, skipped as processed already.",
     "offset_holes": "Holes in the usage topic's offsets, read back and found empty (transaction markers).",
+    "holes_committed": "Holes in the usage topic's offsets holding records the partition's previous owner had "
+    "processed and committed (its last transaction ended after this worker's assignment).",
 }
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True, order=True)
@@ -64,3 +65,23 @@ class OffsetTracker:
 
     def next_offset(self, partition: int) -> int | None:
         return self._next.get(partition)
+
+
+HoleVerdict = Literal["empty", "committed", "skipped"]
+
+
+def judge_hole(hole: OffsetHole, records: int, committed_now: int | None) -> HoleVerdict:
+    """What a hole means, from the committed records read back in it and the group's committed
+    offset read after that.
+
+    - empty: only transaction markers or aborted records: nothing to process;
+    - committed: records, but the group committed past them: an earlier owner of the
+      partition processed them in a transaction that ended after this worker read its
+      committed offsets at the assignment (seen after kill -9 and a restart);
+    - skipped: records nobody processed: the worker must not commit past them.
+    """
+    if records == 0:
+        return "empty"
+    if committed_now is not None and committed_now > hole.last:
+        return "committed"
+    return "skipped"

@@ -1,12 +1,15 @@
 """Whether a hole in the offsets a worker received holds records (the I/O half of stream/offsets.py).
 
 Offsets with no committed record behind them are normal (transaction markers, aborted
-records); offsets whose records the consumer never delivered are a loss in the making.
-This reads the partition directly, read_committed, as the worker's consumer does.
+records); offsets whose records the consumer never delivered are a loss in the making,
+unless the group has committed past them meanwhile. This reads the partition directly,
+read_committed, as the worker's consumer does, and the group's committed offset as the
+broker has it now.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from meterline.stream.offsets import OffsetHole
@@ -39,5 +42,25 @@ async def records_in_hole(bootstrap: str, topic: str, hole: OffsetHole, *, timeo
             batches = await consumer.getmany(tp, timeout_ms=500)
             found += sum(1 for record in batches.get(tp, []) if hole.first <= record.offset <= hole.last)
         return found
+    finally:
+        await consumer.stop()
+
+
+async def committed_offset(bootstrap: str, group: str, topic: str, partition: int, *, timeout: float = CHECK_TIMEOUT_S) -> int | None:
+    """The consumer group's committed offset of topic[partition] now (None: nothing committed).
+
+    Fetched with a consumer of the group that never joins it (no subscription): the group's
+    members and assignments are untouched.
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        try:
+            committed = await asyncio.wait_for(consumer.committed(TopicPartition(topic, partition)), timeout)
+        except TimeoutError as exc:
+            raise SourceCheckError(f"the committed offset of {topic}[{partition}] not read within {timeout:.0f} s") from exc
+        return None if committed is None or committed < 0 else int(committed)
     finally:
         await consumer.stop()

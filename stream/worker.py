@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from meterline.gc_control import tune_for_service
 from meterline.settings import Settings
 from meterline.stream.logs import configure_logging
 from meterline.stream.topics import ensure_topics
@@ -118,6 +119,7 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str)
     worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
     # faust's own logging setup replaced our handler: put ours back on top.
     worker.on_setup_root_logger = lambda *a, **k: configure_logging(log_level)  # type: ignore[method-assign]
+    tune_for_service()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
@@ -161,5 +163,6 @@ def _run_web_only(settings: Settings, components: list[Component]) -> int:
         finally:
             await runner.cleanup()
 
+    tune_for_service()
     asyncio.run(main())
     return 0

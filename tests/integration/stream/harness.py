@@ -104,7 +104,7 @@ class WorkerProcess:
             while self._supervised and self.restarts < max_restarts:
                 proc = self.proc
                 if proc is not None and proc.poll() is not None and self._supervised:
-                    if "SkippedRecordsError" not in self.log():
+                    if "SkippedRecordsError" not in self.log(full=True):
                         return
                     self.restarts += 1
                     self.start()
@@ -113,8 +113,10 @@ class WorkerProcess:
         threading.Thread(target=watch, daemon=True).start()
         return self
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-6000:] if self.log_path else ""
+    def log(self, full: bool = False) -> str:
+        """The worker's output: its last 6,000 characters, or all of it."""
+        text = self.log_path.read_text(errors="replace") if self.log_path else ""
+        return text if full else text[-6000:]
 
     def kill9(self) -> None:
         self._supervised = False

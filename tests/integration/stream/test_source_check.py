@@ -1,4 +1,5 @@
-"""records_in_hole against the real broker: transaction markers and aborted records are no loss."""
+"""records_in_hole and committed_offset against the real broker: transaction markers and aborted
+records are no loss; the committed offset is the group's latest."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import pytest
 
 from meterline.stream.offsets import OffsetHole
-from meterline.stream.source_check import records_in_hole
+from meterline.stream.source_check import committed_offset, records_in_hole
 from tests.support.topics import create_topics
 
 pytestmark = pytest.mark.integration
@@ -49,3 +50,26 @@ def test_records_in_hole_counts_committed_records_only(kafka_bootstrap: str, top
     # A hole that starts inside the first transaction holds its remaining records.
     assert count(first[1], last[0] - 1) == 2
     assert count(first[0], last[0]) == 4
+
+
+def test_committed_offset_is_the_groups_latest_commit(kafka_bootstrap: str, topic_prefix: str) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    topic = f"{topic_prefix}usage"
+    create_topics(kafka_bootstrap, {topic: 2})
+    group = f"{topic_prefix}group"
+
+    def read(partition: int) -> int | None:
+        return asyncio.run(committed_offset(kafka_bootstrap, group, topic, partition, timeout=60))
+
+    assert read(0) is None
+    committer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(42, "", -1)})
+        assert read(0) == 42
+        committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(624, "", -1)})
+        assert read(0) == 624
+        assert read(1) is None
+    finally:
+        committer.close()

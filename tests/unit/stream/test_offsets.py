@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meterline.stream.offsets import OffsetHole, OffsetTracker
+from meterline.stream.offsets import OffsetHole, OffsetTracker, judge_hole
 
 
 def test_a_batch_that_starts_at_the_committed_offset_has_no_hole() -> None:
@@ -63,3 +63,23 @@ def test_a_reset_forgets_the_previous_assignment() -> None:
     tracker.reset({1: 25})
     assert tracker.next_offset(0) is None
     assert tracker.next_offset(1) == 25
+
+
+def test_a_hole_without_records_is_empty_whatever_is_committed() -> None:
+    hole = OffsetHole(0, 10, 12)
+    assert judge_hole(hole, 0, None) == "empty"
+    assert judge_hole(hole, 0, 5) == "empty"
+
+
+def test_records_the_group_committed_past_were_processed_by_the_previous_owner() -> None:
+    hole = OffsetHole(1, 350, 623)
+    assert judge_hole(hole, 274, 624) == "committed"
+    assert judge_hole(hole, 274, 900) == "committed"
+
+
+def test_records_not_committed_past_were_skipped() -> None:
+    hole = OffsetHole(1, 350, 623)
+    assert judge_hole(hole, 274, None) == "skipped"
+    assert judge_hole(hole, 274, 350) == "skipped"
+    # Committed into the middle of the hole: its tail was never processed.
+    assert judge_hole(hole, 274, 623) == "skipped"
