@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from meterline.events import UsageEvent
 from meterline.gc_control import gc_paused
+from meterline.producers import record_builder
 from meterline.producers.client_health import close_now, poisons_idempotent_state
 from meterline.producers.errors import ProducerClosedError, SpoolError
 from meterline.producers.handles import (
@@ -32,7 +33,6 @@ from meterline.producers.handles import (
     FlushBarrier,
     ProducerCounters,
 )
-from meterline.producers import record_builder
 from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.replayer import IDLE_WAIT_S, SpoolReplayer
 from meterline.producers.spool import Spool, SpooledMessage, SpoolFsync, SpoolSlot
