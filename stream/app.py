@@ -61,9 +61,7 @@ class StreamApp:
         partitions = settings.topic_partitions
         datadir = settings.data_dir / "stream"
         datadir.mkdir(parents=True, exist_ok=True)
-        from meterline.stream.fast_drain import fast_drain_app_class
-
-        self.app: faust.App = fast_drain_app_class()(
+        self.app: faust.App = faust.App(
             app_id(settings),
             broker=broker_urls(settings),
             processing_guarantee="exactly_once",
