@@ -116,6 +116,28 @@ def plan_inserts(kind: TopicKind, batch: RangeBatch) -> list[InsertBatch]:
     return [InsertBatch(table, columns[table], rows[table], token) for table in columns if table in rows]
 
 
+INSERT_CHUNK_ROWS = 25_000
+"""Rows per INSERT at most. A larger planned insert is written as consecutive chunks, so the
+Arrow conversion of one chunk (Python) overlaps ClickHouse ingesting the previous one (C++,
+outside the GIL). A constant, not a setting: a re-delivered range must be cut into the same
+chunks, with the same tokens, as the write it repeats, or deduplication would miss it."""
+
+
+def insert_chunks(batch: InsertBatch, chunk_rows: int = INSERT_CHUNK_ROWS) -> list[InsertBatch]:
+    """`batch` as consecutive inserts of at most `chunk_rows` rows.
+
+    A batch that fits is returned unchanged (same token). Chunk i of a larger batch carries
+    the token `<token>/<i>`: chunks are cut by position, so the same rows always give the
+    same chunks and tokens.
+    """
+    if len(batch.rows) <= chunk_rows:
+        return [batch]
+    return [
+        InsertBatch(batch.table, batch.columns, batch.rows[start : start + chunk_rows], f"{batch.dedup_token}/{index}")
+        for index, start in enumerate(range(0, len(batch.rows), chunk_rows))
+    ]
+
+
 def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValueError) -> DeadLetter:
     """A DeadLetter for a record that breaks its topic's contract (kept with its bytes)."""
     not_json = False

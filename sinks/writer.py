@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from meterline.gc_control import gc_paused
-from meterline.sinks.batches import InsertBatch, OffsetRange
+from meterline.gil_handoff import quick_gil_handoff
+from meterline.sinks.batches import InsertBatch, OffsetRange, insert_chunks
 from meterline.sinks.errors import SinkWriteError
 from meterline.sinks.rows import SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS
 
@@ -103,15 +106,90 @@ _DICTIONARY_COLUMNS = {
 
 def write_batch(client: Client, batch: InsertBatch) -> None:
     """Insert `batch`; raise SinkWriteError (retryable) on any ClickHouse or network failure."""
-    try:
-        table, settings = arrow_table(batch), insert_settings(batch)
-        if _is_embedded(client):
-            _insert_arrow_file(client, batch.table, table, settings)
-        else:
-            client.insert_arrow(batch.table, table, settings=settings)
-    except Exception as exc:  # noqa: BLE001 - every failure here means "not written": retry
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SinkWriteError(batch.table, reason) from exc
+    with InsertPipeline(client) as pipeline:
+        pipeline.submit(batch)
+
+
+class InsertPipeline:
+    """Planned inserts, executed in order on one writer thread while the caller prepares more.
+
+    ClickHouse ingests outside the GIL (the embedded engine's query call releases it, as the
+    HTTP client does in socket I/O), so on two cores the Arrow conversion of the next chunk
+    overlaps the insert of the previous one. The GIL's switch interval is short meanwhile
+    (meterline.gil_handoff): the engine takes the GIL back briefly many times per insert.
+    Together: 100,000 rows in about 0.37 s instead of 0.55 s (bench/sink.py).
+
+    Inserts run in submission order and the first failure skips the rest, so nothing lands
+    after a failed insert it followed. Leaving the `with` block waits for every insert and
+    raises SinkWriteError if one failed.
+    """
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterline-insert")
+        self._pending: list[Future[None]] = []
+        self._failure: SinkWriteError | None = None  # set by the writer thread
+        self._closed = False
+        self._handoff = quick_gil_handoff()
+        self._handoff.__enter__()
+
+    def submit(self, batch: InsertBatch) -> None:
+        """Convert `batch` (in chunks, sinks.batches.insert_chunks) and queue its inserts."""
+        for chunk in insert_chunks(batch):
+            if self._failure is not None:
+                return
+            try:
+                table, settings = arrow_table(chunk), insert_settings(chunk)
+            except Exception as exc:  # noqa: BLE001 - as a failed insert: retried by the caller
+                raise _write_error(chunk.table, exc) from exc
+            self._pending.append(self._executor.submit(self._insert, chunk.table, table, settings))
+
+    def close(self) -> None:
+        """Wait for every queued insert; raise SinkWriteError if one failed."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            for future in self._pending:
+                future.result()  # _insert keeps its failure instead of raising
+        finally:
+            self._executor.shutdown(wait=True)
+            self._handoff.__exit__(None, None, None)
+        if self._failure is not None:
+            raise self._failure
+
+    def __enter__(self) -> InsertPipeline:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if kind is None:
+            self.close()
+            return
+        # The block raised: still wait, so no insert runs on after the caller moved on.
+        try:
+            self.close()
+        except SinkWriteError:
+            pass  # the block's own exception is the one to report
+
+    def _insert(self, table_name: str, table: Any, settings: dict[str, Any]) -> None:
+        if self._failure is not None:
+            return  # an earlier insert failed: the caller retries from there
+        try:
+            if _is_embedded(self._client):
+                _insert_arrow_file(self._client, table_name, table, settings)
+            else:
+                self._client.insert_arrow(table_name, table, settings=settings)
+        except Exception as exc:  # noqa: BLE001 - every failure here means "not written": retry
+            self._failure = _write_error(table_name, exc)
+
+
+def _write_error(table_name: str, exc: Exception) -> SinkWriteError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    error = SinkWriteError(table_name, reason)
+    error.__cause__ = exc
+    return error
 
 
 def _is_embedded(client: Client) -> bool:

@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
-from meterline.sinks.batches import InsertBatch, OffsetRange, RangeBatch, SourceRecord, plan_batch_log, plan_inserts
+from meterline.sinks.batches import (
+    InsertBatch,
+    OffsetRange,
+    RangeBatch,
+    SourceRecord,
+    insert_chunks,
+    plan_batch_log,
+    plan_inserts,
+)
 from meterline.sinks.rows import (
     BUDGET_SNAPSHOT_COLUMNS,
     DLQ_EVENT_COLUMNS,
@@ -141,3 +149,19 @@ def test_money_beyond_decimal_38_12_goes_to_dlq_events_instead_of_blocking_the_p
     assert usage.rows[0][USAGE_EVENT_COLUMNS.index("cost_usd")] == Decimal("99999999999999999999999999.999999999999")
     assert dlq.rows[0][3] == "sink could not read a priced message: 1E+27 USD does not fit Decimal(38, 12)"
     assert dlq.rows[0][4] == "schema"
+
+
+def test_a_large_insert_is_cut_into_chunks_by_position_with_their_own_tokens() -> None:
+    rows: list[list[object]] = [[i] for i in range(7)]
+    batch = InsertBatch("usage_events", ("n",), rows, "t:0:0-6")
+    chunks = insert_chunks(batch, chunk_rows=3)
+    assert [c.rows for c in chunks] == [[[0], [1], [2]], [[3], [4], [5]], [[6]]]
+    assert [c.dedup_token for c in chunks] == ["t:0:0-6/0", "t:0:0-6/1", "t:0:0-6/2"]
+    assert {(c.table, c.columns) for c in chunks} == {("usage_events", ("n",))}
+    assert insert_chunks(batch, chunk_rows=3) == chunks, "the same rows give the same chunks and tokens"
+
+
+def test_an_insert_that_fits_one_chunk_keeps_its_token() -> None:
+    batch = InsertBatch("usage_events", ("n",), [[1], [2], [3]], "t:0:0-2")
+    assert insert_chunks(batch, chunk_rows=3) == [batch]
+    assert insert_chunks(InsertBatch("usage_events", ("n",), [], "t:0:5-4"), chunk_rows=3)[0].rows == []
