@@ -6,7 +6,10 @@ Two phases against the broker named by METERLINE_KAFKA_BOOTSTRAP (default 127.0.
    figure is events / (time from the first to the last priced event visible to a
    read_committed reader);
 2. latency: events at a steady rate; p50/p99 of (priced event visible) - (event sent).
-Goal: >= 50,000 events/s per worker. Usage: `.venv/bin/python bench/stream.py [--events 200000]`.
+With --events-per-message N the throughput phase writes N events of one team per message (JSON
+Lines), as a producer that packs events does; the latency phase always sends single events.
+Goal: >= 50,000 events/s per worker.
+Usage: `.venv/bin/python bench/stream.py [--events 200000] [--events-per-message 100]`.
 """
 
 from __future__ import annotations
@@ -59,6 +62,21 @@ def make_events(count: int, start: int) -> list[tuple[str, bytes, bytes]]:
     return out
 
 
+def pack(events: list[tuple[str, bytes, bytes]], per_message: int) -> list[tuple[bytes, bytes]]:
+    """(key, value) messages of up to `per_message` events of one team each, as JSON Lines."""
+    if per_message <= 1:
+        return [(key, value) for _, key, value in events]
+    open_lines: dict[bytes, list[bytes]] = {}
+    out = []
+    for _, key, value in events:
+        lines = open_lines.setdefault(key, [])
+        lines.append(value)
+        if len(lines) == per_message:
+            out.append((key, b"\n".join(open_lines.pop(key))))
+    out.extend((key, b"\n".join(lines)) for key, lines in open_lines.items())
+    return out
+
+
 def budgets_toml() -> str:
     return "".join(
         f'[[budgets]]\nteam = "{team}"\nname = "monthly"\nlimit_usd = "100000"\nperiod = "month"\n\n' for team in TEAMS
@@ -75,6 +93,10 @@ def reader(bootstrap: str, topic: str) -> KafkaConsumer:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events in the throughput phase (default 200000)")
+    parser.add_argument(
+        "--events-per-message", type=int, default=1,
+        help="events of one team per message in the throughput phase, as JSON Lines (default 1)",
+    )
     parser.add_argument("--rate", type=int, default=2_000, help="events/s in the latency phase (default 2000)")
     parser.add_argument("--seconds", type=int, default=10, help="length of the latency phase (default 10)")
     args = parser.parse_args()
@@ -88,10 +110,13 @@ def main() -> None:
     print(f"machine: {machine()}; broker {bootstrap} on the same machine")
     events = make_events(args.events, 0)
     t0 = time.perf_counter()
-    for _, key, value in events:
+    messages = 0
+    for key, value in pack(events, args.events_per_message):
         producer.send(usage, key=key, value=value)
+        messages += 1
     producer.flush()
-    print(f"produced {len(events):,} events in {time.perf_counter() - t0:.1f} s (before the worker starts)")
+    print(f"produced {len(events):,} events in {messages:,} messages in {time.perf_counter() - t0:.1f} s "
+          "(before the worker starts)")
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "meterline.toml"
@@ -130,7 +155,8 @@ def main() -> None:
             (t_first, n_first), (t_last, n_last) = samples[0], samples[-1]
             rate = (n_last - n_first) / (t_last - t_first) if t_last > t_first else 0.0
             print(f"throughput: {len(events):,} events validated, de-duplicated, priced and budgeted at {rate:,.0f} events/s "
-                  f"(worker counter sampled every 0.25 s; exactly-once; goal 50,000)")
+                  f""
+                  f"({args.events_per_message} per message; worker counter sampled every 0.25 s; exactly-once; goal 50,000)")
             priced = reader(bootstrap, settings.topic("usage.priced"))
             seen = 0
             deadline = time.monotonic() + 60

@@ -72,7 +72,8 @@ class StreamApp:
             # The agent commits after each batch; faust's own timer would cut a batch in two.
             broker_commit_every=10**9,
             broker_commit_interval=10**6,
-            stream_buffer_maxsize=max(4096, stream.take_max * 2),
+            # Messages buffered ahead of the agent: two batches (fewer pages touched than more).
+            stream_buffer_maxsize=max(1024, stream.take_max * 2),
             producer_linger_ms=5,
             producer_max_batch_size=512 * 1024,
             consumer_max_fetch_size=8 * 1024 * 1024,

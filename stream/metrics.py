@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 COUNTERS: dict[str, str] = {
-    "events_in": "Messages read from the usage topic.",
+    "events_in": "Usage events read from the usage topic (one per line of a message).",
     "priced": "Events priced and published to usage.priced.",
     "unpriced": "Events published without a price (no catalog entry).",
     "duplicates": "Events skipped because their event_id was already seen.",

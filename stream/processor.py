@@ -23,7 +23,7 @@ from meterline.events import UsageEvent
 from meterline.settings import Settings
 from meterline.stream.dedup import DedupChunk, DedupIndex, make_chunks
 from meterline.stream.metrics import StreamMetrics
-from meterline.stream.validate import Rejection, dead_letter, validate_message
+from meterline.stream.validate import Rejection, dead_letter, event_lines, in_message, validate_message
 
 log = logging.getLogger(__name__)
 
@@ -145,45 +145,49 @@ class StreamProcessor:
         new_ids: list[str] = []
         fresh: set[str] = set()
         charges: list[Charge] = []
-        counts["events_in"] += len(batch)
         # 1. Validate, de-duplicate, price: publish every priced event and dead letter.
         for record in batch:
-            checked = validate_message(record.key, record.value, max_bytes)
-            if isinstance(checked, Rejection):
-                letter = dead_letter(
-                    checked, topic=record.topic, partition=record.partition, offset=record.offset,
-                    key=record.key, value=record.value, received_at=received,
+            lines = event_lines(record.value)
+            counts["events_in"] += len(lines)
+            written_at = datetime.fromtimestamp(record.timestamp, UTC)
+            for index, value in enumerate(lines):
+                checked = validate_message(record.key, value, max_bytes)
+                if isinstance(checked, Rejection):
+                    checked = in_message(checked, index, len(lines))
+                    letter = dead_letter(
+                        checked, topic=record.topic, partition=record.partition, offset=record.offset,
+                        key=record.key, value=value, received_at=received,
+                    )
+                    await effects.send(self.topics["usage.dlq"], record.key or b"", letter.model_dump_json().encode(), partition)
+                    counts["dlq"] += 1
+                    self.metrics.dlq_by_kind[checked.kind] += 1
+                    continue
+                event = checked
+                if event.event_id in fresh or event.event_id in self.dedup:
+                    counts["duplicates"] += 1
+                    continue
+                fresh.add(event.event_id)
+                new_ids.append(event.event_id)
+                price = self.pricer.price_event(event)
+                late = is_late(event.occurred_at, written_at, grace)
+                await effects.send(
+                    self.topics["usage.priced"],
+                    event.team.encode(),
+                    priced_json(event, price, late=late, ingested_at=ingested_at),
+                    partition,
                 )
-                await effects.send(self.topics["usage.dlq"], record.key or b"", letter.model_dump_json().encode(), partition)
-                counts["dlq"] += 1
-                self.metrics.dlq_by_kind[checked.kind] += 1
-                continue
-            event = checked
-            if event.event_id in fresh or event.event_id in self.dedup:
-                counts["duplicates"] += 1
-                continue
-            fresh.add(event.event_id)
-            new_ids.append(event.event_id)
-            price = self.pricer.price_event(event)
-            late = is_late(event.occurred_at, datetime.fromtimestamp(record.timestamp, UTC), grace)
-            await effects.send(
-                self.topics["usage.priced"],
-                event.team.encode(),
-                priced_json(event, price, late=late, ingested_at=ingested_at),
-                partition,
-            )
-            if price.priced:
-                counts["priced"] += 1
-            else:
-                counts["unpriced"] += 1
-                self.metrics.unpriced_by_team[event.team] += 1
-            if late:
-                counts["late"] += 1
-                continue
-            charges.append(
-                Charge(event.event_id, event.team, event.project, event.provider, event.model,
-                       event.occurred_at, price.cost_usd, price.priced)
-            )
+                if price.priced:
+                    counts["priced"] += 1
+                else:
+                    counts["unpriced"] += 1
+                    self.metrics.unpriced_by_team[event.team] += 1
+                if late:
+                    counts["late"] += 1
+                    continue
+                charges.append(
+                    Charge(event.event_id, event.team, event.project, event.provider, event.model,
+                           event.occurred_at, price.cost_usd, price.priced)
+                )
         # 2. Budgets, aggregated per budget and period over the whole batch.
         changes = self.book.apply(charges, received) if charges else BookChanges()
         await self._write_changes(changes, effects, partition)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
@@ -124,3 +125,26 @@ def test_restore_from_tables_keeps_dedup_and_fired() -> None:
     assert not {a.alert_id for a in (AlertEvent.model_validate_json(v) for v in out2.on("alerts"))} & fired_first
     cell = orjson.loads([v for t, _, v, _ in out2.tables if t == "cells"][-1])
     assert cell["events"] == 2
+
+
+def test_a_message_of_json_lines_is_each_of_its_events_and_a_bad_line_alone_goes_to_the_dlq() -> None:
+    proc, out = processor(), Recorded()
+    catalog = PriceCatalog.load(Settings().pricing)
+    events = [usage(i) for i in range(4)]
+    bad = b'{"team": "ml"}'
+    packed = b"\n".join([events[0].to_json_bytes(), events[1].to_json_bytes(), bad, events[2].to_json_bytes()])
+    # Event 1 again in the next message: a duplicate across messages counts once.
+    again = b"\n".join([events[1].to_json_bytes(), events[3].to_json_bytes()])
+    asyncio.run(proc.process([record(7, packed), record(8, again)], out))
+
+    priced = [PricedEvent.model_validate_json(v) for v in out.on("usage.priced")]
+    assert [p.event_id for p in priced] == [e.event_id for e in events]
+    assert sum((p.cost_usd for p in priced), D(0)) == sum((catalog.price_event(e).cost_usd for e in events), D(0))
+    (letter,) = [DeadLetter.model_validate_json(v) for v in out.on("usage.dlq")]
+    assert (letter.offset, letter.error_kind) == (7, "schema")
+    assert letter.reason.startswith("line 3 of 4 in the message: schema violation")
+    assert base64.b64decode(letter.value_b64) == bad, "the DLQ keeps the bad line's own bytes"
+    counts = proc.metrics.counts
+    assert (counts["events_in"], counts["priced"], counts["dlq"], counts["duplicates"]) == (6, 4, 1, 1)
+    state = BudgetState.model_validate_json(out.on("budget.state")[-1])
+    assert state.spend_usd == sum((p.cost_usd for p in priced), D(0))

@@ -9,7 +9,7 @@ import pytest
 
 from meterline.events import UsageEvent
 from meterline.messages import DeadLetter
-from meterline.stream.validate import Rejection, dead_letter, validate_message
+from meterline.stream.validate import Rejection, dead_letter, event_lines, in_message, validate_message
 
 GOOD = UsageEvent(team="ml", provider="openai", model="gpt-4o", input_tokens=10, occurred_at=datetime(2026, 11, 28, tzinfo=UTC))
 
@@ -47,3 +47,34 @@ def test_dead_letter_keeps_original_bytes() -> None:
     again = DeadLetter.model_validate_json(letter.model_dump_json())
     assert base64.b64decode(again.value_b64) == value
     assert (again.topic, again.partition, again.offset, again.key_b64) == ("p.usage", 2, 41, base64.b64encode(b"ml").decode())
+
+
+def test_a_message_of_one_event_is_one_line() -> None:
+    value = GOOD.to_json_bytes()
+    assert event_lines(value) == [value]
+    assert event_lines(None) == [None]
+
+
+def test_json_lines_are_the_events_of_a_message_and_blank_lines_carry_nothing() -> None:
+    first, second = GOOD.to_json_bytes(), GOOD.model_copy(update={"event_id": "e2"}).to_json_bytes()
+    assert event_lines(first + b"\n" + second + b"\n") == [first, second]
+    assert event_lines(first + b"\r\n\n  \n" + second) == [first + b"\r", second]
+    assert validate_message(b"ml", first + b"\r", 65536) == GOOD, "a CRLF line ending is JSON whitespace"
+    # Nothing but blank lines: the value itself, which validation rejects as not JSON.
+    assert event_lines(b"\n \n") == [b"\n \n"]
+    rejected = validate_message(b"ml", b"\n \n", 65536)
+    assert isinstance(rejected, Rejection) and rejected.kind == "not_json"
+
+
+def test_a_newline_inside_a_json_string_is_escaped_so_it_never_splits_an_event() -> None:
+    tagged = GOOD.model_copy(update={"tags": {"prompt": "two\nlines"}})
+    assert event_lines(tagged.to_json_bytes()) == [tagged.to_json_bytes()]
+    assert validate_message(b"ml", tagged.to_json_bytes(), 65536) == tagged
+
+
+def test_a_rejected_line_says_where_it_was_in_the_message() -> None:
+    rejection = Rejection("schema", "schema violation: occurred_at: Field required")
+    assert in_message(rejection, 0, 1) == rejection
+    located = in_message(rejection, 2, 5)
+    assert located.kind == "schema"
+    assert located.reason == "line 3 of 5 in the message: schema violation: occurred_at: Field required"
