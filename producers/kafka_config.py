@@ -83,6 +83,14 @@ class ProducerTuning:
     compiled_records: bool = True
     """Build record batches with aiokafka's compiled builder instead of kafka-python's
     pure-Python one (same bytes; process-wide; see record_builder.py). Default on."""
+    events_per_message: int = 1
+    """Events of one team packed into one Kafka message as JSON Lines (default 1: one event
+    per message, with CloudEvents binary-mode headers). The stream's cost is mostly per
+    message, so 100 lets one worker process several times more events; a packed message
+    carries only `content-type: application/jsonl`, no per-event `ce_*` headers."""
+    message_max_bytes: int = 256 * 1024
+    """A packed message stops growing at this size (default 256 KiB, well under Kafka's
+    default 1 MB limit); an event larger than it still goes alone."""
     extra: Mapping[str, Any] = field(default_factory=dict)
     """More kafka-python KafkaProducer settings (security, client_id, ...)."""
 

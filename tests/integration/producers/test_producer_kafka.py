@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from meterline.cli import app
 from meterline.events import UsageEvent
 from meterline.producers import UsageProducer
+from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.integrations import metered, record_anthropic, record_openai, set_default_producer
 from meterline.producers.traffic import generate_events
 from meterline.settings import load_settings
@@ -42,6 +43,35 @@ def test_emitted_events_arrive_byte_identical_with_keys_and_headers(
         assert record.key == event.team.encode()
         assert record.headers == event.cloudevent_headers()
     assert {dict(r.headers)["ce_id"].decode() for r in records} == set(by_id)
+
+
+def test_packed_events_arrive_as_json_lines_of_one_team_in_emit_order(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    topic = f"{topic_prefix}usage"
+    events = generate_events(seed=4, teams=3, start=START, count=1000, duplicate_share=0.0)
+    tuning = ProducerTuning(events_per_message=50, message_max_bytes=8_000)
+    with UsageProducer(kafka_bootstrap, topic, tmp_path / "spool", tuning=tuning) as producer:
+        handles = [producer.emit(event) for event in events]
+        assert producer.flush(60)
+        counters = producer.counters()
+    assert {h.outcome for h in handles} == {"sent"}
+    assert (counters.emitted, counters.sent, counters.spooled, counters.failed) == (1000, 1000, 0, 0)
+
+    records = consume(kafka_bootstrap, topic, expected=1000, count_lines=True)
+    lines_by_team: dict[bytes, list[bytes]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        lines = record.value.split(b"\n")
+        assert len(record.value) <= 8_000, "a packed message stops growing at message_max_bytes"
+        assert len(lines) <= 50
+        if len(lines) > 1:
+            assert record.headers == [("content-type", b"application/jsonl")]
+        lines_by_team.setdefault(record.key, []).extend(lines)
+    # Every event once, byte-identical, and each team's events in the order they were emitted.
+    for team, lines in lines_by_team.items():
+        assert lines == [e.to_json_bytes() for e in events if e.team.encode() == team]
+    assert sum(len(lines) for lines in lines_by_team.values()) == 1000
+    assert len(records) < 1000 / 10, "events were packed, not sent one per message"
 
 
 def test_from_settings_uses_the_usage_topic_and_data_dir(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
