@@ -44,6 +44,7 @@ from rich.table import Table
 
 from meterline.events import UsageEvent
 from meterline.producers import UsageProducer
+from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.traffic import generate_events
 from meterline.services.kafka_local import LocalKafka, find_free_port
 from meterline.settings import Settings, default_data_dir
@@ -75,6 +76,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=100_000, help="events in the throughput backlog (default 100000)")
     parser.add_argument("--rate", type=int, default=10_000, help="offered events/s of the latency phase (default 10000)")
     parser.add_argument("--duration", type=int, default=30, help="seconds of the latency phase (default 30)")
+    parser.add_argument(
+        "--events-per-message", type=int, default=1,
+        help="UsageProducer packing: events of one team per Kafka message, as JSON Lines (default 1)",
+    )
     parser.add_argument("--force-rate", action="store_true", help="offer --rate even when step 1 sustained less")
     parser.add_argument("--profile", type=Path, help="run the worker under cProfile (main thread: the stream agent), "
                         "write its stats here and print the top functions; slows the worker, figures then are not comparable")
@@ -430,8 +435,9 @@ def main() -> None:
         if broker_pid:
             pids["broker"] = broker_pid
         cpu = CpuWindow(pids, worker.pid)
+        tuning = ProducerTuning(events_per_message=args.events_per_message)
         producer = stack.enter_context(UsageProducer(bootstrap, f"{prefix}usage", folder / "spool", fsync="never",
-                                                     max_pending=2_000_000))
+                                                     max_pending=2_000_000, tuning=tuning))
         with console.status("warming up (2,000 events through the whole pipeline)"):
             for event in warm:
                 producer.emit(event)
@@ -496,7 +502,8 @@ def main() -> None:
         "finished_at": datetime.now(UTC).isoformat(),
         "machine": info,
         "broker": broker_label,
-        "parameters": {"backlog_events": args.events, "requested_rate": args.rate, "rate_used": rate,
+        "parameters": {"backlog_events": args.events, "events_per_message": args.events_per_message,
+                       "requested_rate": args.rate, "rate_used": rate,
                        "offered_events_per_s": step2["offered_events_per_s"], "duration_s": args.duration,
                        "budget_teams": len(limits), "thresholds_percent": list(THRESHOLDS)},
         "figures": {
