@@ -371,7 +371,7 @@ def bottleneck_notes(step1: dict[str, Any], metrics: dict[str, float]) -> list[s
     batches = metrics.get("meterline_stream_batches_total", 0)
     if batches:
         notes.append(f"stream batches averaged {metrics['meterline_stream_events_in_total'] / batches:,.0f} events "
-                     "(whole run; take_max 500 messages, take_within 0.2 s)")
+                     "(whole run; take_max 1,000 messages, take_within 0.2 s)")
     cpu = step1["cpu"]
     ours = sum(cpu["percent_of_one_core"].values()) / (os.cpu_count() or 1)
     notes.append(f"step 1 CPU: worker {cpu['percent_of_one_core'].get('worker', 0):.0f}% of one core "

@@ -94,10 +94,11 @@ class StreamSettings(_Section):
     """How late an event may arrive and still move budgets (default 48h)."""
     store: str = "memory://"
     """faust table store: `memory://` (default) or `rocksdb://` (needs rocksdict)."""
-    take_max: int = Field(500, ge=1)
-    """Most messages an agent takes into one batch (one transaction; default 500). A message
-    may hold many events (JSON Lines): batches of about 20,000-50,000 events ran fastest, so
-    500 suits messages of up to ~100 events; larger batches cost more in memory than they save."""
+    take_max: int = Field(1_000, ge=1)
+    """Most messages an agent takes into one batch (one transaction; default 1000). A message
+    may hold many events (JSON Lines): with 100 per message, 1,000 ran at ~50,000 events/s and
+    10,000 at ~29,000 (a 2 GB worker, its CPU lost to page faults); single-event messages
+    ran ~15 % slower than with 10,000."""
     take_within: float = Field(0.2, gt=0)
     """Seconds an agent waits to fill a batch (default 0.2)."""
     max_event_bytes: int = Field(65_536, ge=256)
