@@ -24,8 +24,10 @@ import time
 import uuid
 from datetime import datetime, timezone
 from itertools import cycle, islice
+from typing import Any
 
 from meterline.producers import ProducerTuning, UsageProducer
+from meterline.producers.handles import ProducerCounters
 from meterline.producers.kafka_config import available_codec
 from meterline.producers.traffic import generate_events
 
@@ -115,11 +117,7 @@ def main() -> None:
                 print(f"run {run}: offered {args.rate:,}/s for {args.seconds:g} s -> {result[0]:>9,.0f} events/s acknowledged "
                       f"(offered {result[1]:,.0f}/s); most emitted but unanswered at once: {result[4]:,}; "
                       f"emit() p50 {result[2]:.2f} µs, p99 {result[3]:.2f} µs")
-            counters = producer.counters()
-            acked, _, p50, p99 = (statistics.median(r[i] for r in paced) for i in range(4))
-            print(f"median: {acked:,.0f} events/s acknowledged at {args.rate:,}/s offered (goal >= 50,000 sustained); "
-                  f"emit() p50 {p50:.2f} µs, p99 {p99:.2f} µs (goal < 50 µs)")
-            print(f"counters: sent {counters.sent:,}, spooled {counters.spooled}, failed {counters.failed}")
+            print_summary(paced, f"acknowledged at {args.rate:,}/s offered (goal >= 50,000 sustained)", producer.counters())
             return
         results = []
         for run in range(1, args.runs + 1):
@@ -128,9 +126,13 @@ def main() -> None:
             print(f"run {run}: {result[0]:>9,.0f} events/s acknowledged | emit() {result[1]:>10,.0f} calls/s, "
                   f"p50 {result[2]:.2f} µs, p99 {result[3]:.2f} µs")
         counters = producer.counters()
-    acked, _, p50, p99 = (statistics.median(r[i] for r in results) for i in range(4))
-    print(f"median: {acked:,.0f} events/s into Kafka (goal >= 50,000); emit() p50 {p50:.2f} µs, "
-          f"p99 {p99:.2f} µs (goal < 50 µs)")
+    print_summary(results, "into Kafka (goal >= 50,000)", counters)
+
+
+def print_summary(results: list[Any], rate_label: str, counters: ProducerCounters) -> None:
+    """Medians over the runs (acknowledged events/s, emit() p50 and p99) and the counters."""
+    acked, p50, p99 = (statistics.median(r[i] for r in results) for i in (0, 2, 3))
+    print(f"median: {acked:,.0f} events/s {rate_label}; emit() p50 {p50:.2f} µs, p99 {p99:.2f} µs (goal < 50 µs)")
     print(f"counters: sent {counters.sent:,}, spooled {counters.spooled}, failed {counters.failed}")
 
 
