@@ -80,6 +80,8 @@ class UsageProducer:
         self._inflight: deque[_Inflight | FlushBarrier] = deque()
         self._resolved = threading.Condition()
         self._wake = threading.Event()
+        # Set by flush() and close(): end a packing linger now (see `_linger_to_pack`).
+        self._hurry = threading.Event()
         self._sender_idle = False
         self._stopping = threading.Event()
         self._connected_once = threading.Event()
@@ -171,6 +173,7 @@ class UsageProducer:
         self.flush(timeout * 0.7)
         self._stop_deadline = deadline
         self._stopping.set()
+        self._hurry.set()
         self._wake.set()
         kafka = self._kafka
         if kafka is not None:
@@ -210,6 +213,7 @@ class UsageProducer:
             return True
         barrier = FlushBarrier()
         self._queue.append(barrier)
+        self._hurry.set()
         self._wake.set()
         with self._resolved:
             return self._resolved.wait_for(lambda: barrier.done, timeout)
@@ -262,6 +266,7 @@ class UsageProducer:
     # -- the sender thread ------------------------------------------------------------
     def _send_loop(self) -> None:
         last_sync = time.monotonic()
+        packing = self.tuning.events_per_message > 1
         # Hold events until the first connection attempt ends, so a healthy start sends
         # directly instead of spooling the first events.
         while not self._connected_once.wait(0.05):
@@ -280,12 +285,23 @@ class UsageProducer:
                 self._reconcile(final=True)
                 self._sync_spool()
                 return
-            if not drained:
+            if not drained or (packing and len(drained) < DRAIN_MAX):
                 self._sender_idle = True
                 if not self._queue:
                     self._wake.wait(0.005 if self._inflight else 0.1)
                 self._wake.clear()
                 self._sender_idle = False
+                if packing:
+                    self._linger_to_pack()
+
+    def _linger_to_pack(self) -> None:
+        """With packing on, let events gather in the queue for `pack_linger_ms` once the
+        sender has caught up, so each team's message holds more than one send cycle's worth.
+        Events wait in the queue, where flush(), close() and the spool already cover them."""
+        linger_s = self.tuning.pack_linger_ms / 1000
+        if linger_s > 0 and self._queue and not self._stopping.is_set():
+            self._hurry.wait(linger_s)
+            self._hurry.clear()
 
     def _sync_spool(self) -> None:
         if self._slot is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -72,6 +73,35 @@ def test_packed_events_arrive_as_json_lines_of_one_team_in_emit_order(
         assert lines == [e.to_json_bytes() for e in events if e.team.encode() == team]
     assert sum(len(lines) for lines in lines_by_team.values()) == 1000
     assert len(records) < 1000 / 10, "events were packed, not sent one per message"
+
+
+def test_paced_events_gather_for_the_pack_linger_before_packing(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
+    # An application emitting steadily (here ~2,000 events/s over 4 teams) hands the sender
+    # one event at a time; without the linger every message would hold a single event.
+    topic = f"{topic_prefix}usage"
+    events = generate_events(seed=5, teams=4, start=START, count=600, duplicate_share=0.0)
+    tuning = ProducerTuning(events_per_message=100, pack_linger_ms=40)
+    with UsageProducer(kafka_bootstrap, topic, tmp_path / "spool", tuning=tuning) as producer:
+        assert producer.emit(events[0]).wait(30) == "sent"  # connected before the pacing starts
+        started = time.monotonic()
+        for i, event in enumerate(events[1:], start=1):
+            producer.emit(event)
+            pause = started + i / 2_000 - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+        assert producer.flush(60)
+        counters = producer.counters()
+    assert (counters.sent, counters.spooled, counters.failed) == (600, 0, 0)
+
+    records = consume(kafka_bootstrap, topic, expected=600, count_lines=True)
+    lines_by_team: dict[bytes, list[bytes]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        lines_by_team.setdefault(record.key, []).extend(record.value.split(b"\n"))
+    for team, lines in lines_by_team.items():
+        assert lines == [e.to_json_bytes() for e in events if e.team.encode() == team]
+    assert len(records) < 600 / 4, f"{len(records)} messages for 600 paced events: the linger did not pack them"
 
 
 def test_from_settings_uses_the_usage_topic_and_data_dir(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
