@@ -80,6 +80,10 @@ def parse_args() -> argparse.Namespace:
         "--events-per-message", type=int, default=1,
         help="UsageProducer packing: events of one team per Kafka message, as JSON Lines (default 1)",
     )
+    parser.add_argument(
+        "--pack-linger-ms", type=int, default=ProducerTuning.pack_linger_ms,
+        help=f"with packing, how long the producer lets events gather (default {ProducerTuning.pack_linger_ms})",
+    )
     parser.add_argument("--force-rate", action="store_true", help="offer --rate even when step 1 sustained less")
     parser.add_argument("--profile", type=Path, help="run the worker under cProfile (main thread: the stream agent), "
                         "write its stats here and print the top functions; slows the worker, figures then are not comparable")
@@ -435,7 +439,7 @@ def main() -> None:
         if broker_pid:
             pids["broker"] = broker_pid
         cpu = CpuWindow(pids, worker.pid)
-        tuning = ProducerTuning(events_per_message=args.events_per_message)
+        tuning = ProducerTuning(events_per_message=args.events_per_message, pack_linger_ms=args.pack_linger_ms)
         producer = stack.enter_context(UsageProducer(bootstrap, f"{prefix}usage", folder / "spool", fsync="never",
                                                      max_pending=2_000_000, tuning=tuning))
         with console.status("warming up (2,000 events through the whole pipeline)"):
@@ -503,6 +507,7 @@ def main() -> None:
         "machine": info,
         "broker": broker_label,
         "parameters": {"backlog_events": args.events, "events_per_message": args.events_per_message,
+                       "pack_linger_ms": args.pack_linger_ms,
                        "requested_rate": args.rate, "rate_used": rate,
                        "offered_events_per_s": step2["offered_events_per_s"], "duration_s": args.duration,
                        "budget_teams": len(limits), "thresholds_percent": list(THRESHOLDS)},

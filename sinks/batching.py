@@ -49,6 +49,14 @@ class BatchBuffer:
             self._recorded.pop(tp, None)
             self._unknown.discard(tp)
 
+    def reassign(self, owned: Iterable[TopicPartition], previously_owned: Iterable[TopicPartition]) -> None:
+        """After a rebalance: forget partitions no longer owned; mark new ones unknown. A
+        partition owned before and after keeps its records and ranges, because the consumer
+        keeps its fetch position (it will not read those records again)."""
+        owned, before = set(owned), set(previously_owned)
+        self.revoke((self.held_partitions() | self._unknown | set(self._recorded) | before) - owned)
+        self.assign(owned - before)
+
     # -- records ------------------------------------------------------------------------
     def add(self, record: SourceRecord) -> None:
         tp = (record.topic, record.partition)

@@ -33,6 +33,24 @@ FlushStep = Literal["recorded", "written", "committed"]
 FlushObserver = Callable[[FlushStep, list[RangeBatch]], None]
 """Called after each flush step with the batches concerned (logging, metrics, fault tests)."""
 
+METADATA_WAIT_S = 15.0
+
+
+def await_topic_metadata(
+    consumer: KafkaConsumer, topics: Any, timeout_s: float, stop: threading.Event
+) -> list[str]:
+    """Wait (bounded) until the consumer's metadata lists partitions of every topic; return
+    the topics still unknown. A consumer joining its group just after the worker created
+    the topics was once assigned none of their partitions ("No partition metadata") and did
+    not rebalance for minutes; a topic created later still comes in through metadata refresh."""
+    deadline = time.monotonic() + timeout_s
+    missing = list(topics)
+    while True:
+        missing = [topic for topic in missing if not consumer.partitions_for_topic(topic)]
+        if not missing or time.monotonic() >= deadline or stop.wait(0.2):
+            return missing
+
+
 STAT_NAMES = (
     "records_consumed",
     "rows_written",
@@ -81,6 +99,7 @@ class SinkRunner:
         self._now = now
         self._buffer = BatchBuffer(settings.sink.batch_rows, settings.sink.batch_seconds, now)
         self._stop = threading.Event()
+        self._owned: set[TopicPartition] = set()  # the consumer's assignment, set by its listener
         self._thread: threading.Thread | None = None
         self._stop_deadline = float("inf")
         self._client: Client | None = None
@@ -255,12 +274,22 @@ class SinkRunner:
         runner = self
 
         class _Listener(ConsumerRebalanceListener):
+            # kafka-python 3 calls these on its IO thread, where the blocking calls of a flush
+            # (committed(), commit()) raise; so nothing is written here. Records held for a
+            # partition that moves elsewhere are dropped: uncommitted, they are read again by
+            # the next owner and written with the same tokens.
             def on_partitions_revoked(self, revoked: Any) -> None:
-                runner._flush()
-                runner._buffer.revoke((tp.topic, tp.partition) for tp in revoked)
+                pass  # the new assignment (on_partitions_assigned) decides what to drop
+
+            def on_partitions_lost(self, lost: Any) -> None:
+                # The assignment is emptied: every fetch position restarts from the commit.
+                runner._buffer.reassign([], runner._owned)
+                runner._owned = set()
 
             def on_partitions_assigned(self, assigned: Any) -> None:
-                runner._buffer.assign((tp.topic, tp.partition) for tp in assigned)
+                owned = {(tp.topic, tp.partition) for tp in assigned}
+                runner._buffer.reassign(owned, runner._owned)
+                runner._owned = owned
 
         consumer = KafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap.split(","),
@@ -278,6 +307,9 @@ class SinkRunner:
             max_poll_interval_ms=max(300_000, int(self.settings.sink.retry_max_seconds * 4000)),
             **self._consumer_options,
         )
+        missing = await_topic_metadata(consumer, self.topics, METADATA_WAIT_S, self._stop)
+        if missing:
+            log.info("topics %s do not exist yet; the sink reads them once they are created", missing)
         consumer.subscribe(list(self.topics), listener=_Listener())
         return consumer
 

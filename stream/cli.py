@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--only",
                 help="Run one part: stream (price and budget), sink (ClickHouse) or alerts (delivery). "
-                "Default: all three in this process (needed for the embedded chDB database).",
+                "Default: all three; the sink and alerts in a child process that owns the embedded "
+                "chDB database (stream.processes = 1: all in this process).",
                 show_default=False,
             ),
         ] = None,

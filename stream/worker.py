@@ -1,9 +1,12 @@
-"""`meterline worker`: the stream agents, the ClickHouse sink and the alert dispatcher in one process.
+"""`meterline worker`: the stream agents, the ClickHouse sink and the alert dispatcher.
 
-By default all three run together (the embedded chDB database can be opened by one process
-only). `only` picks one part, to scale out with a ClickHouse server. The stream part runs on
-faust's worker (its event loop and web server, which also serves /healthz, /metrics and /sql);
-the sink and the dispatcher run on their own threads. SIGTERM/SIGINT stop everything cleanly.
+By default all three run under one command: the stream in this process, the sink and the
+dispatcher in a child process that owns the ClickHouse connection (the embedded chDB database
+can be opened by one process only; see sidecar.py), or all in one process with
+`stream.processes = 1`. `only` picks one part, to scale out with a ClickHouse server.
+The stream part runs on faust's worker (its event loop and web server, which also serves
+/healthz, /metrics and /sql); the sink and the dispatcher run on their own threads.
+SIGTERM/SIGINT stop everything cleanly.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from meterline.stream.topics import ensure_topics
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+    from meterline.stream.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +88,38 @@ def _stop_components(components: list[Component]) -> None:
             log.exception("stopping %s failed", component.name)
 
 
-def run_worker(settings: Settings, only: Part | None = None, *, log_level: str = "info") -> int:
-    """Run the worker until SIGTERM/SIGINT; return the exit code."""
+def run_worker(
+    settings: Settings, only: Part | None = None, *, parts: set[Part] | None = None, log_level: str = "info"
+) -> int:
+    """Run the worker until SIGTERM/SIGINT; return the exit code.
+
+    `only` runs one part; `parts` (internal) a set of them. With all three and
+    `stream.processes` = 2 (the default), the sink and the dispatcher run in a child process
+    (see sidecar.py) and this one runs the stream.
+    """
     configure_logging(log_level)
-    parts: set[Part] = {only} if only else set(PARTS)
+    if parts is None:
+        parts = {only} if only else set(PARTS)
     ensure_topics(settings)
-    if parts & {"sink", "alerts"}:
+    split = parts == set(PARTS) and settings.stream.processes == 2
+    local: set[Part] = {"stream"} if split else parts
+    if local & {"sink", "alerts"}:
         _migrate(settings)
-    components = _start_components(settings, parts)
-    log.info("worker starting", extra={"parts": ",".join(sorted(parts)), "prefix": settings.topic_prefix})
+    components = _start_components(settings, local)
+    sidecar = None
+    if split:
+        from meterline.stream.sidecar import Sidecar
+
+        sidecar = Sidecar(settings, log_level).start()
+    log.info("worker starting", extra={"parts": ",".join(sorted(parts)), "prefix": settings.topic_prefix,
+                                       "processes": 2 if split else 1})
     try:
-        if "stream" in parts:
-            return _run_stream(settings, components, log_level)
+        if "stream" in local:
+            return _run_stream(settings, components, log_level, sidecar)
         return _run_web_only(settings, components)
     finally:
+        if sidecar is not None:
+            sidecar.stop()
         _stop_components(components)
         log.info("worker stopped")
 
@@ -107,15 +130,21 @@ def _mount_sql(router: Any, settings: Settings) -> None:
     router.add_route("*", "/sql", make_sql_handler(_client_factory(settings)))
 
 
-def _run_stream(settings: Settings, components: list[Component], log_level: str) -> int:
+def _run_stream(settings: Settings, components: list[Component], log_level: str, sidecar: Sidecar | None) -> int:
     from faust import Worker
 
     from meterline.stream.app import StreamApp
 
     stream = StreamApp(settings)
     stream.health_checks.extend(c.check for c in components)
+    router = stream.app.web.web_app.router
     if any(c.name == "sink" for c in components):
-        _mount_sql(stream.app.web.web_app.router, settings)
+        _mount_sql(router, settings)
+    if sidecar is not None:
+        from meterline.stream.sidecar import make_sql_proxy
+
+        stream.health_checks.extend(sidecar.checks())
+        router.add_route("*", "/sql", make_sql_proxy(sidecar))
     worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
     # faust's own logging setup replaced our handler: put ours back on top.
     worker.on_setup_root_logger = lambda *a, **k: configure_logging(log_level)  # type: ignore[method-assign]

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from kafka import KafkaConsumer
+
 from meterline.messages import BudgetState, DeadLetter
 from meterline.sinks.client import open_client
 from meterline.sinks.runner import SinkRunner
@@ -50,5 +52,42 @@ def test_priced_dlq_and_budget_messages_land_exactly_once(kafka_bootstrap: str, 
         dlq = client.query("SELECT topic, offset, error_kind FROM dlq_events ORDER BY topic").result_rows
         assert dlq == [(settings.topic("usage"), 3, "schema"), (settings.topic("usage.dlq"), 1, "not_json")]
         assert runner.stats["batches_written"] >= 400 // 70
+    finally:
+        client.close()
+
+
+def test_a_rebalance_while_records_are_held_loses_and_doubles_nothing(
+    kafka_bootstrap: str, topic_prefix: str, chdb_dsn: str
+) -> None:
+    # Batches are due only after 8 s, so the sink holds records when a second member joins
+    # its group and takes partitions away, then leaves and gives them back.
+    settings = sink_settings(kafka_bootstrap, topic_prefix, chdb_dsn, batch_rows=100_000, batch_seconds=8.0)
+    create_topics(kafka_bootstrap, topic_prefix)
+    events = sample_priced_events(300, seed=12)
+    produce_priced(kafka_bootstrap, settings.topic("usage.priced"), events)
+    runner = SinkRunner(settings)
+    runner.start()
+    try:
+        wait_until(lambda: runner.stats["records_consumed"] >= 300, "the sink to hold the records")
+        assert runner.stats["rows_written"] == 0
+        other = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=runner.consumer_group,
+                              enable_auto_commit=False, auto_offset_reset="earliest")
+        other.subscribe([settings.topic("usage.priced")])
+        try:
+            deadline_polls = 0
+            while not other.assignment() and deadline_polls < 60:
+                other.poll(timeout_ms=500, max_records=1)
+                deadline_polls += 1
+            assert other.assignment(), "the second member got partitions"
+        finally:
+            other.close()  # leaves the group: the sink gets everything back
+        wait_until(lambda: runner.stats["usage_rows"] >= 300 and runner.stats["commits"] > 0, "the sink to write", 60)
+        assert runner.healthy(), runner.last_error
+        assert runner.stats["commit_failures"] == 0
+    finally:
+        runner.stop()
+    client = open_client(chdb_dsn)
+    try:
+        assert totals(client) == expected_totals(events)
     finally:
         client.close()

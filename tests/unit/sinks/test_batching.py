@@ -101,5 +101,25 @@ def test_revoked_partitions_are_forgotten() -> None:
     assert ranges(buffer.take()) == [(1, 0, 0, 1)]
 
 
+def test_a_rebalance_keeps_records_of_partitions_still_owned_and_drops_the_others() -> None:
+    # The consumer keeps its fetch position for a partition it owns before and after, so
+    # those held records must stay: dropping them would lose them.
+    buffer = BatchBuffer(batch_rows=10, batch_seconds=1, now=Clock())
+    buffer.reassign([(T, 0), (T, 1)], previously_owned=[])
+    assert buffer.unknown() == {(T, 0), (T, 1)}
+    buffer.set_recorded((T, 0), [])
+    buffer.set_recorded((T, 1), [])
+    for partition in (0, 1):
+        buffer.add(rec(0, partition))
+        buffer.add(rec(1, partition))
+    buffer.reassign([(T, 1), (T, 2)], previously_owned=[(T, 0), (T, 1)])
+    assert buffer.unknown() == {(T, 2)}, "only the new partition waits for its recorded ranges"
+    buffer.set_recorded((T, 2), [])
+    assert ranges(buffer.take()) == [(1, 0, 1, 2)]
+    buffer.add(rec(5, 1))
+    buffer.reassign([], previously_owned=[(T, 1), (T, 2)])  # partitions lost: nothing is kept
+    assert len(buffer) == 0 and buffer.unknown() == set()
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff_seconds(n, 1.0) for n in range(1, 6)] == [0.2, 0.4, 0.8, 1.0, 1.0]
