@@ -169,6 +169,7 @@ class AlertDispatcher:
                 # Alerts come in the stream's transactions: never act on an aborted one.
                 isolation_level="read_committed",
                 metadata_max_age_ms=5000,
+                fetch_max_wait_ms=self.settings.stream.fetch_max_wait_ms,
                 # Deliveries may wait for retries; polling goes on meanwhile, so the default is fine.
             )
             await consumer.start()

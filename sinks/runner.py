@@ -303,6 +303,7 @@ class SinkRunner:
             isolation_level="read_committed",
             # Topics the worker creates after the sink started are picked up within seconds.
             metadata_max_age_ms=5000,
+            fetch_max_wait_ms=self.settings.stream.fetch_max_wait_ms,
             # Holding offsets through a long ClickHouse outage must not cost the assignment.
             max_poll_interval_ms=max(300_000, int(self.settings.sink.retry_max_seconds * 4000)),
             **self._consumer_options,

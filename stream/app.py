@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from meterline.settings import Settings
+from meterline.stream import fetch_wait
 from meterline.stream.offsets import OffsetTracker, judge_hole
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
 
@@ -61,6 +62,7 @@ class StreamApp:
         partitions = settings.topic_partitions
         datadir = settings.data_dir / "stream"
         datadir.mkdir(parents=True, exist_ok=True)
+        fetch_wait.install(stream.fetch_max_wait_ms)
         self.app: faust.App = faust.App(
             app_id(settings),
             broker=broker_urls(settings),
