@@ -72,6 +72,23 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def sidecar_pid(worker_pid: int) -> int | None:
+    """The worker's child process running the sink and the dispatcher (stream.processes = 2)."""
+    children: list[int] = []
+    for path in Path(f"/proc/{worker_pid}/task").glob("*/children"):
+        try:
+            children += [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            continue
+    for pid in children:
+        try:
+            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+        except OSError:
+            continue
+    return None
+
+
 def thread_cpu_seconds(pid: int) -> Counter[str]:
     """CPU seconds of a process's threads, summed by thread name (Python threads say `python`)."""
     totals: Counter[str] = Counter()
