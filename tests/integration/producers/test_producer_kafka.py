@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -60,19 +61,24 @@ def test_packed_events_arrive_as_json_lines_of_one_team_in_emit_order(
     assert (counters.emitted, counters.sent, counters.spooled, counters.failed) == (1000, 1000, 0, 0)
 
     records = consume(kafka_bootstrap, topic, expected=1000, count_lines=True)
-    lines_by_team: dict[bytes, list[bytes]] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+    for record in records:
         lines = record.value.split(b"\n")
         assert len(record.value) <= 8_000, "a packed message stops growing at message_max_bytes"
         assert len(lines) <= 50
         if len(lines) > 1:
             assert record.headers == [("content-type", b"application/jsonl")]
-        lines_by_team.setdefault(record.key, []).extend(lines)
-    # Every event once, byte-identical, and each team's events in the order they were emitted.
+    assert_each_event_once_in_emit_order(records, events)
+    assert len(records) < 1000 / 10, "events were packed, not sent one per message"
+
+
+def assert_each_event_once_in_emit_order(records: list[Any], events: list[UsageEvent]) -> None:
+    """Every event once, byte-identical, and each team's events in the order they were emitted."""
+    lines_by_team: dict[bytes, list[bytes]] = {}
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        lines_by_team.setdefault(record.key, []).extend(record.value.split(b"\n"))
     for team, lines in lines_by_team.items():
         assert lines == [e.to_json_bytes() for e in events if e.team.encode() == team]
-    assert sum(len(lines) for lines in lines_by_team.values()) == 1000
-    assert len(records) < 1000 / 10, "events were packed, not sent one per message"
+    assert sum(len(lines) for lines in lines_by_team.values()) == len(events)
 
 
 def test_paced_events_gather_for_the_pack_linger_before_packing(
@@ -96,11 +102,7 @@ def test_paced_events_gather_for_the_pack_linger_before_packing(
     assert (counters.sent, counters.spooled, counters.failed) == (600, 0, 0)
 
     records = consume(kafka_bootstrap, topic, expected=600, count_lines=True)
-    lines_by_team: dict[bytes, list[bytes]] = {}
-    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
-        lines_by_team.setdefault(record.key, []).extend(record.value.split(b"\n"))
-    for team, lines in lines_by_team.items():
-        assert lines == [e.to_json_bytes() for e in events if e.team.encode() == team]
+    assert_each_event_once_in_emit_order(records, events)
     assert len(records) < 600 / 4, f"{len(records)} messages for 600 paced events: the linger did not pack them"
 
 
