@@ -215,6 +215,7 @@ def throughput_phase(producer: UsageProducer, worker: Worker, events: list[Usage
     steady = (high[1] - low[1]) / (high[0] - low[0]) if low and high and high[0] > low[0] else float("nan")
     # Where the backlog waited: when the stream had read every event vs when ClickHouse had them.
     stream_done = next((t for t, n in poller.processed if n - consumed_before >= len(events)), float("nan"))
+    timeline = backlog_timeline(worker, began)
     return {
         "stream_events_per_s": round(len(events) / (stream_done - began), 1),
         "events_emitted": len(events),
@@ -227,7 +228,25 @@ def throughput_phase(producer: UsageProducer, worker: Worker, events: list[Usage
         "producer_emit_calls_per_s": round(len(events) / max(1e-9, emitted - began), 1),
         "producer_acked_events_per_s": round(len(events) / max(1e-9, acked - began), 1),
         "cpu": usage,
+        "timeline": timeline,
     }
+
+
+def backlog_timeline(worker: Worker, began: float) -> list[dict[str, float]]:
+    """Per half second since the first emit of step 1: events the stream priced (ingested_at is
+    the start of the stream batch) and events the sink wrote (written_at); shows where the
+    backlog waited."""
+    since = int(began * 1e6)
+    rows = worker.sql_rows(
+        "SELECT s, sum(p), sum(w) FROM ("
+        f" SELECT intDiv(toUnixTimestamp64Micro(ingested_at) - {since}, 500000) AS s, count() AS p, 0 AS w"
+        f" FROM usage_events WHERE {PHASE1_WHERE} AND toUnixTimestamp64Micro(ingested_at) >= {since} GROUP BY s"
+        " UNION ALL"
+        f" SELECT intDiv(toUnixTimestamp64Milli(written_at) * 1000 - {since}, 500000) AS s, 0 AS p, count() AS w"
+        f" FROM usage_events WHERE {PHASE1_WHERE} AND toUnixTimestamp64Micro(ingested_at) >= {since} GROUP BY s"
+        ") GROUP BY s ORDER BY s"
+    )
+    return [{"second": int(s) / 2, "priced": int(p), "written": int(w)} for s, p, w in rows]
 
 
 def latency_phase(
@@ -274,10 +293,14 @@ def latency_phase(
 
 def queryable_delays(worker: Worker, emitted_at: dict[str, float], polls: list[tuple[float, int]]) -> dict[str, Any]:
     rows = worker.sql_rows(
-        f"SELECT event_id, toUnixTimestamp64Milli(min(written_at)) AS w FROM usage_events WHERE {PHASE2_WHERE} "
-        "GROUP BY event_id ORDER BY w"
+        f"SELECT event_id, toUnixTimestamp64Milli(min(written_at)) AS w, toUnixTimestamp64Micro(min(ingested_at)) AS i "
+        f"FROM usage_events WHERE {PHASE2_WHERE} GROUP BY event_id ORDER BY w"
     )
-    written = [(event_id, int(ms) / 1000) for event_id, ms in rows]
+    written = [(event_id, int(ms) / 1000) for event_id, ms, _ in rows]
+    # Where the delay goes: ingested_at is the start of the stream batch that priced the event.
+    priced_at = {event_id: int(us) / 1e6 for event_id, _, us in rows}
+    to_stream = [priced_at[event_id] - emitted_at[event_id] for event_id, _ in written if event_id in emitted_at]
+    to_stored = [at - priced_at[event_id] for event_id, at in written]
     delays = [at - emitted_at[event_id] for event_id, at in written if event_id in emitted_at]
     # Stable when the last third of the phase waited about as long as the first (no growing lag).
     by_emit = sorted((emitted_at[event_id], at - emitted_at[event_id]) for event_id, at in written if event_id in emitted_at)
@@ -295,6 +318,7 @@ def queryable_delays(worker: Worker, emitted_at: dict[str, float], polls: list[t
             continue
         polled.append(polls[poll_index][0] - emitted_at[event_id])
     return {"stored": len(written), "written_at": summary_ms(delays), "polled": summary_ms(polled),
+            "emit_to_stream_batch": summary_ms(to_stream), "stream_batch_to_written": summary_ms(to_stored),
             "p50_first_third_ms": round(first * 1000, 1), "p50_last_third_ms": round(last * 1000, 1),
             "stable": bool(last <= max(2 * first, first + 0.5))}
 
@@ -502,6 +526,10 @@ def main() -> None:
         (f"p50 emit -> queryable (written_at, {q['written_at']['count']:,} rows)", f"{q['written_at']['p50_ms']:,.0f} ms"),
         ("p50 emit -> queryable, first / last third of step 2",
          f"{q['p50_first_third_ms']:,.0f} / {q['p50_last_third_ms']:,.0f} ms"),
+        ("p50 / p99 emit -> stream batch start (ingested_at)",
+         f"{q['emit_to_stream_batch']['p50_ms']:,.0f} / {q['emit_to_stream_batch']['p99_ms']:,.0f} ms"),
+        ("p50 / p99 stream batch start -> written (stream, commit, sink)",
+         f"{q['stream_batch_to_written']['p50_ms']:,.0f} / {q['stream_batch_to_written']['p99_ms']:,.0f} ms"),
         ("p50 / p99 emit -> counted by a /sql poll", f"{q['polled']['p50_ms']:,.0f} / {q['polled']['p99_ms']:,.0f} ms"),
         (f"p50 crossing -> Slack ({s['crossing_to_slack']['count']} of {expected} alerts)", f"{s['crossing_to_slack']['p50_ms']:,.0f} ms"),
         ("p50 / p99 crossing -> alert fired (stream)", f"{s['crossing_to_fired']['p50_ms']:,.0f} / {s['crossing_to_fired']['p99_ms']:,.0f} ms"),

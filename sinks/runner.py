@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from meterline.settings import Settings
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, TopicKind, plan_batch_log, plan_inserts
+from meterline.sinks.batches import JsonInsert, OffsetRange, RangeBatch, SourceRecord, TopicKind, plan_batch_log, plan_writes
 from meterline.sinks.batching import BatchBuffer, TopicPartition
 from meterline.sinks.errors import SinkError, SinkWriteError
 from meterline.sinks.migrations import apply_migrations
@@ -60,6 +60,7 @@ STAT_NAMES = (
     "retries",
     "write_failures",
     "commit_failures",
+    "json_fallbacks",
     "usage_rows",
     "unpriced_rows",
     "budget_rows",
@@ -190,13 +191,15 @@ class SinkRunner:
         counts: dict[str, int] = {}
         with InsertPipeline(client) as pipeline:
             for batch in batches:
-                for insert in plan_inserts(self.topics[batch.range.topic], batch):
+                for insert in plan_writes(self.topics[batch.range.topic], batch):
                     pipeline.submit(insert)
+                    rows = len(insert.records) if isinstance(insert, JsonInsert) else len(insert.rows)
                     counts["inserts"] = counts.get("inserts", 0) + 1
-                    counts["rows_written"] = counts.get("rows_written", 0) + len(insert.rows)
+                    counts["rows_written"] = counts.get("rows_written", 0) + rows
                     stat = _TABLE_STAT[insert.table]
-                    counts[stat] = counts.get(stat, 0) + len(insert.rows)
+                    counts[stat] = counts.get(stat, 0) + rows
         counts["batches_written"] = len(batches)
+        counts["json_fallbacks"] = pipeline.json_fallbacks
         for name, value in counts.items():
             self.stats[name] += value
         self._notify("written", batches)

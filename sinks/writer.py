@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import itemgetter
 from types import TracebackType
@@ -11,12 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from meterline.gc_control import gc_paused
 from meterline.gil_handoff import quick_gil_handoff
-from meterline.sinks.batches import InsertBatch, OffsetRange, insert_chunks
+from meterline.sinks.batches import InsertBatch, JsonInsert, OffsetRange, Write, exact_inserts, insert_chunks
 from meterline.sinks.errors import SinkWriteError
 from meterline.sinks.rows import SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
+
+log = logging.getLogger(__name__)
 
 # Deterministic inserts: synchronous (async_insert is on by default in ClickHouse 26.x),
 # deduplicated by token on the table and on every materialized-view target it feeds.
@@ -39,6 +43,40 @@ def insert_settings(batch: InsertBatch) -> dict[str, Any]:
     if batch.table == USAGE_EVENTS and _distinct_event_ids(batch):
         settings["optimize_on_insert"] = 0
     return settings
+
+
+# ClickHouse parsing the stream's JSON (sinks.batches.plan_writes): offsets in timestamps, and
+# nothing taken loosely that the contract would refuse (unknown keys, null for a required
+# field, a number or bool where a string is meant, a skipped bad row).
+JSON_INPUT_SETTINGS: dict[str, Any] = {
+    "date_time_input_format": "best_effort",
+    "input_format_skip_unknown_fields": 0,
+    "input_format_null_as_default": 0,
+    "input_format_json_read_bools_as_numbers": 0,
+    "input_format_json_read_bools_as_strings": 0,
+    "input_format_json_read_numbers_as_strings": 0,
+    "input_format_json_read_objects_as_strings": 0,
+    "input_format_json_read_arrays_as_strings": 0,
+    "input_format_allow_errors_num": 0,
+    "input_format_allow_errors_ratio": 0,
+}
+
+
+def json_insert_settings(write: JsonInsert) -> dict[str, Any]:
+    """The settings of a JSON insert: as `insert_settings`, plus strict JSON parsing."""
+    settings = {**INSERT_SETTINGS, **JSON_INPUT_SETTINGS, "insert_deduplication_token": write.dedup_token}
+    if _distinct_json_ids(write):
+        settings["optimize_on_insert"] = 0
+    return settings
+
+
+def _distinct_json_ids(write: JsonInsert) -> bool:
+    """True when the event ids are surely distinct: the stream's JSON starts with the id, and
+    the text up to the next quote (the whole id, or a prefix of it if it holds an escaped
+    quote) differs from line to line."""
+    start = len(b'{"event_id":"')
+    prefixes = {value[start : value.index(b'"', start)] for value in write.rows}
+    return len(prefixes) == len(write.records)
 
 
 def _distinct_event_ids(batch: InsertBatch) -> bool:
@@ -130,11 +168,17 @@ class InsertPipeline:
         self._pending: list[Future[None]] = []
         self._failure: SinkWriteError | None = None  # set by the writer thread
         self._closed = False
+        self.json_fallbacks = 0
+        """JSON inserts ClickHouse refused and the exact path wrote instead."""
         self._handoff = quick_gil_handoff()
         self._handoff.__enter__()
 
-    def submit(self, batch: InsertBatch) -> None:
+    def submit(self, batch: Write) -> None:
         """Convert `batch` (in chunks, sinks.batches.insert_chunks) and queue its inserts."""
+        if isinstance(batch, JsonInsert):
+            if self._failure is None:
+                self._pending.append(self._executor.submit(self._insert_json, batch))
+            return
         for chunk in insert_chunks(batch):
             if self._failure is not None:
                 return
@@ -184,10 +228,40 @@ class InsertPipeline:
         except Exception as exc:  # noqa: BLE001 - every failure here means "not written": retry
             self._failure = _write_error(table_name, exc)
 
+    def _insert_json(self, write: JsonInsert) -> None:
+        """Insert the JSON lines; if ClickHouse refuses them (a bad line, or ClickHouse
+        failing), write the exact path's rows and dead letters under the same token instead.
+        One insert of at most INSERT_CHUNK_ROWS lines is one block: refused, nothing of it
+        was written. A failure of the fallback too is the pipeline's failure (retried)."""
+        if self._failure is not None:
+            return
+        blob = b"\n".join(write.rows)
+        settings = json_insert_settings(write)
+        try:
+            if _is_embedded(self._client):
+                _insert_file(self._client, write.table, _write_bytes(blob), "", settings, "JSONEachRow")
+            else:
+                self._client.raw_insert(write.table, insert_block=blob, settings=settings, fmt="JSONEachRow")
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad line or a failing ClickHouse: the exact path decides
+            log.warning("ClickHouse refused %d JSON rows (%s); writing them through the exact path",
+                        len(write.records), _first_line(exc))
+        self.json_fallbacks += 1
+        try:
+            for insert in exact_inserts(write):
+                for chunk in insert_chunks(insert):
+                    self._insert(chunk.table, arrow_table(chunk), insert_settings(chunk))
+        except Exception as exc:  # noqa: BLE001 - as a failed insert: retried by the caller
+            if self._failure is None:
+                self._failure = _write_error(write.table, exc)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
 
 def _write_error(table_name: str, exc: Exception) -> SinkWriteError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    error = SinkWriteError(table_name, reason)
+    error = SinkWriteError(table_name, _first_line(exc))
     error.__cause__ = exc
     return error
 
@@ -206,15 +280,33 @@ def _insert_arrow_file(client: Client, table_name: str, table: Any, settings: di
     """
     import pyarrow as pa
 
-    folder = _SHARED_MEMORY if os.path.isdir(_SHARED_MEMORY) else None
-    handle, path = tempfile.mkstemp(prefix="meterline-insert-", suffix=".arrow", dir=folder)
-    os.close(handle)
-    try:
+    def write(path: str) -> None:
         with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
-        columns = ", ".join(f"`{name}`" for name in table.schema.names)
+
+    columns = ", ".join(f"`{name}`" for name in table.schema.names)
+    _insert_file(client, table_name, write, f"({columns})", settings, "Arrow")
+
+
+def _write_bytes(payload: bytes) -> Callable[[str], None]:
+    def write(path: str) -> None:
+        with open(path, "wb") as file:
+            file.write(payload)
+
+    return write
+
+
+def _insert_file(
+    client: Client, table_name: str, write: Callable[[str], None], columns: str, settings: dict[str, Any], fmt: str
+) -> None:
+    """INSERT … FROM INFILE of a temporary file (in /dev/shm if there) that `write` fills."""
+    folder = _SHARED_MEMORY if os.path.isdir(_SHARED_MEMORY) else None
+    handle, path = tempfile.mkstemp(prefix="meterline-insert-", suffix=f".{fmt.lower()}", dir=folder)
+    os.close(handle)
+    try:
+        write(path)
         clause = ", ".join(f"{key} = {_sql_literal(value)}" for key, value in settings.items())
-        client.command(f"INSERT INTO {table_name} ({columns}) FROM INFILE {_sql_literal(path)} SETTINGS {clause} FORMAT Arrow")
+        client.command(f"INSERT INTO {table_name} {columns} FROM INFILE {_sql_literal(path)} SETTINGS {clause} FORMAT {fmt}")
     finally:
         os.unlink(path)
 

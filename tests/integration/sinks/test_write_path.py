@@ -1,23 +1,31 @@
 """The fast write path stores what the plain one did: a batch repeating an event id collapses,
-a large batch written in pipelined chunks stays idempotent, a failed insert stops the rest."""
+a large batch written in pipelined chunks stays idempotent, a failed insert stops the rest, and
+the stream's JSON parsed by ClickHouse gives the rows the exact path gives."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from meterline.events import UsageEvent
+from meterline.messages import PricedEvent
+from meterline.pricing import PriceCatalog
+from meterline.settings import PricingSettings
 from meterline.sinks.batches import (
     INSERT_CHUNK_ROWS,
     InsertBatch,
+    JsonInsert,
     OffsetRange,
     RangeBatch,
     SourceRecord,
     insert_chunks,
     plan_inserts,
+    plan_writes,
 )
 from meterline.sinks.errors import SinkWriteError
-from meterline.sinks.rows import USAGE_EVENTS
+from meterline.sinks.rows import UNPRICED_EVENT_COLUMNS, USAGE_EVENT_COLUMNS, USAGE_EVENTS, unpriced_event_row, usage_event_row
+from meterline.stream.processor import priced_json
 from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import InsertPipeline, write_batch
 
@@ -101,3 +109,65 @@ def test_a_failed_insert_raises_and_the_inserts_queued_after_it_are_skipped(sink
     with InsertPipeline(sink_client) as pipeline:
         pipeline.submit(usage)
     assert totals(sink_client)["raw_rows"] == 20
+
+
+def stream_json_values() -> list[bytes]:
+    """Priced events as the stream writes them (its own serializer, real prices), in the
+    shapes that matter: offsets, sub-second times, unicode and quotes in tags, every field."""
+    catalog = PriceCatalog.load(PricingSettings())
+    tokyo = timezone(timedelta(hours=9))
+    events = [
+        UsageEvent(event_id="s-full", occurred_at=datetime(2026, 10, 31, 23, 59, 59, 999999, tzinfo=tokyo), team="search",
+                   project="ranker", app="svc", user="ünïcode-user", environment="prod", provider="anthropic",
+                   model="claude-sonnet-4-20250514", input_tokens=1_000_000_000, output_tokens=70, cache_read_tokens=3,
+                   cache_write_tokens=4, reasoning_tokens=5, batch=True, latency_ms=86_400_000, status="error",
+                   request_id="req-1", tags={"feature": 'say "hi"\\n', "ключ": "значение", "empty": ""}),
+        UsageEvent(event_id="s-bare", occurred_at=datetime(2026, 10, 1, tzinfo=UTC), team="growth", provider="openai", model="gpt-4o"),
+        UsageEvent(event_id="s-cached", occurred_at=datetime(2026, 10, 2, 1, 2, 3, 4000, tzinfo=UTC), team="growth",
+                   provider="openai", model="gpt-4o-mini", input_tokens=1234, output_tokens=56, cache_hit=True),
+        UsageEvent(event_id="s-unpriced", occurred_at=datetime(2026, 10, 2, tzinfo=UTC), team="growth", provider="acme", model="m"),
+    ]
+    ingested = datetime(2026, 11, 1, 0, 0, 0, 1, tzinfo=UTC).isoformat()
+    return [priced_json(e, catalog.price_event(e), late=e.event_id == "s-bare", ingested_at=ingested) for e in events]
+
+
+def test_the_streams_json_parsed_by_clickhouse_gives_the_rows_of_the_exact_path(sink_client) -> None:  # type: ignore[no-untyped-def]
+    values = stream_json_values() + [e.model_dump_json().encode() for e in sample_priced_events(500, seed=15)]
+    records = [SourceRecord(TOPIC, 0, i, None, value, 0) for i, value in enumerate(values)]
+    writes = plan_writes("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, len(values) - 1), records))
+    json_lines = sum(len(w.records) for w in writes if isinstance(w, JsonInsert))
+    assert json_lines > 400, "priced events in the stream's JSON take the ClickHouse path"
+    with InsertPipeline(sink_client) as pipeline:
+        for write in writes:
+            pipeline.submit(write)
+    assert pipeline.json_fallbacks == 0, "ClickHouse parsed every line itself"
+
+    events = sorted((PricedEvent.model_validate_json(v) for v in values), key=lambda e: e.event_id)
+    got = sink_client.query(f"SELECT {', '.join(USAGE_EVENT_COLUMNS)} FROM usage_events ORDER BY event_id").result_rows
+    assert [list(row) for row in got] == [usage_event_row(e) for e in events]
+    unpriced = sink_client.query(f"SELECT {', '.join(UNPRICED_EVENT_COLUMNS)} FROM unpriced_events ORDER BY event_id").result_rows
+    assert [list(row) for row in unpriced] == [unpriced_event_row(e) for e in events if not e.priced]
+    assert any(e.event_id == "s-unpriced" and not e.priced for e in events)
+    assert totals(sink_client) == expected_totals(events)
+
+
+def test_a_line_clickhouse_refuses_sends_its_chunk_through_the_exact_path_once(sink_client) -> None:  # type: ignore[no-untyped-def]
+    events = sample_priced_events(30, seed=16)
+    values = [e.model_dump_json().encode() for e in events if e.priced]
+    bad = values[3].replace(b'"input_tokens":', b'"input_tokens":-', 1)
+    records = [SourceRecord(TOPIC, 0, i, None, value, 0) for i, value in enumerate([*values[:3], bad, *values[4:]])]
+    batch = RangeBatch(OffsetRange(TOPIC, 0, 0, len(records) - 1), records)
+    (write,) = plan_writes("priced", batch)
+    assert isinstance(write, JsonInsert) and len(write.records) == len(values), "the bad line looks like the stream's"
+
+    for _ in range(2):  # the second time is the replay of a range that was not committed
+        with InsertPipeline(sink_client) as pipeline:
+            pipeline.submit(write)
+        assert pipeline.json_fallbacks == 1
+        stored = sink_client.query("SELECT count(), sum(cost_usd) FROM usage_events").result_rows
+        good = [e for e in events if e.priced and e.event_id != PricedEvent.model_validate_json(values[3]).event_id]
+        assert stored == [(len(good), sum((e.cost_usd for e in good), start=good[0].cost_usd * 0))]
+        dlq = sink_client.query("SELECT offset, error_kind, reason FROM dlq_events").result_rows
+        assert [(offset, kind) for offset, kind, _ in dlq] == [(3, "schema")]
+        assert dlq[0][2].startswith("sink could not read a priced message: input_tokens")
+    assert sink_client.query("SELECT sum(requests) FROM usage_hourly").result_rows == [(len(good),)]

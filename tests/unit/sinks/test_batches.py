@@ -8,13 +8,18 @@ from decimal import Decimal
 
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
 from meterline.sinks.batches import (
+    INSERT_CHUNK_ROWS,
     InsertBatch,
+    JsonInsert,
     OffsetRange,
     RangeBatch,
     SourceRecord,
+    exact_inserts,
     insert_chunks,
     plan_batch_log,
     plan_inserts,
+    plan_writes,
+    stream_json_priced,
 )
 from meterline.sinks.rows import (
     BUDGET_SNAPSHOT_COLUMNS,
@@ -165,3 +170,68 @@ def test_an_insert_that_fits_one_chunk_keeps_its_token() -> None:
     batch = InsertBatch("usage_events", ("n",), [[1], [2], [3]], "t:0:0-2")
     assert insert_chunks(batch, chunk_rows=3) == [batch]
     assert insert_chunks(InsertBatch("usage_events", ("n",), [], "t:0:5-4"), chunk_rows=3)[0].rows == []
+
+
+def test_events_in_the_streams_json_are_left_for_clickhouse_to_parse_and_the_rest_planned_exactly() -> None:
+    good = [record(i, priced(event_id=f"ev-{i}").model_dump_json().encode()) for i in range(3)]
+    no_price = priced(event_id="ev-u", priced=False, unpriced_reason="no price")
+    unpriced = record(3, no_price.model_dump_json().encode())
+    broken = record(4, b"{oops")
+    foreign = record(5, priced(event_id="ev-f").model_dump_json(indent=1).encode())
+    batch = RangeBatch(OffsetRange("m.usage.priced", 0, 0, 5), [good[0], unpriced, good[1], broken, good[2], foreign])
+    json_insert, usage, unpriced_rows, dlq = plan_writes("priced", batch)
+    assert json_insert == JsonInsert("usage_events", [good[0], unpriced, good[1], good[2]], "m.usage.priced:0:0-5/json/0")
+    assert json_insert.rows == [r.value for r in json_insert.records]
+    # The others exactly as plan_inserts plans them, with the range's own token; the unpriced
+    # event's unpriced_events row is planned here too, in the same insert as the others'.
+    exact_usage, exact_unpriced, exact_dlq = plan_inserts("priced", RangeBatch(batch.range, [unpriced, broken, foreign]))
+    assert usage == InsertBatch("usage_events", USAGE_EVENT_COLUMNS, exact_usage.rows[1:], "m.usage.priced:0:0-5")
+    assert [row[0] for row in usage.rows] == ["ev-f"]
+    assert unpriced_rows == exact_unpriced and [row[0] for row in unpriced_rows.rows] == ["ev-u"]
+    assert dlq == exact_dlq and dlq.rows[0][2] == 4
+    # Budget states and dead letters keep the exact path.
+    state = record(0, b"{}", topic="m.budget.state")
+    assert plan_writes("budget", RangeBatch(OffsetRange("m.budget.state", 0, 0, 0), [state])) == plan_inserts(
+        "budget", RangeBatch(OffsetRange("m.budget.state", 0, 0, 0), [state])
+    )
+
+
+def test_only_an_event_holding_every_field_clickhouse_would_default_differently_counts_as_stream_json() -> None:
+    value = priced().model_dump_json().encode()
+    assert stream_json_priced(record(0, value)) is True
+    assert stream_json_priced(record(0, value.replace(b'"priced":true', b'"priced":false'))) is False
+    refused = {
+        "no value (tombstone)": None,
+        "event_id not first": b"{" + value[value.index(b'"occurred_at"') :].replace(b"}", b',"event_id":"x"}', 1),
+        "spaced JSON": value.replace(b'"priced":true', b'"priced": true'),
+        "priced not a bool": value.replace(b'"priced":true', b'"priced":1'),
+        "team missing": value.replace(b'"team":"search",', b""),
+        "schema_version missing": value.replace(b'"schema_version":1,', b""),
+        "status missing": value.replace(b'"status":"ok",', b""),
+        "ingested_at missing": value.replace(b',"ingested_at":', b',"received":'),
+    }
+    for why, changed in refused.items():
+        assert changed != value, why
+        assert stream_json_priced(record(0, changed)) is None, why
+    # A key inside a string is escaped, so it never stands in for a missing field.
+    hidden = value.replace(b'"team":"search",', b"").replace(b'"feature":"chat"', b'"feature":"\\"team\\":\\"x"')
+    assert b'\\"team\\":\\"x' in hidden and stream_json_priced(record(0, hidden)) is None
+
+
+def test_json_lines_are_cut_into_chunks_by_position_and_fall_back_to_exact_rows_with_their_own_token() -> None:
+    value = priced().model_dump_json().encode()
+    records = [record(i, value.replace(b'"ev-1"', b'"ev-%d"' % i)) for i in range(INSERT_CHUNK_ROWS + 2)]
+    batch = RangeBatch(OffsetRange("m.usage.priced", 0, 0, len(records) - 1), records)
+    first, second = plan_writes("priced", batch)
+    assert isinstance(first, JsonInsert) and isinstance(second, JsonInsert)
+    assert (len(first.records), len(second.records)) == (INSERT_CHUNK_ROWS, 2)
+    assert (first.dedup_token, second.dedup_token) == tuple(f"m.usage.priced:0:0-{len(records) - 1}/json/{i}" for i in (0, 1))
+    assert plan_writes("priced", batch) == [first, second], "a replay plans the same writes"
+
+    bad = record(9, value.replace(b'"ev-1"', b'"ev-bad"').replace(b'"input_tokens":1000', b'"input_tokens":-5'))
+    no_price = record(10, priced(event_id="ev-u", priced=False).model_dump_json().encode())
+    fallback = JsonInsert("usage_events", [records[0], bad, no_price], "t/json/0")
+    usage, dlq = exact_inserts(fallback)  # no unpriced_events rows: plan_writes planned those
+    assert (usage.table, usage.dedup_token, [row[0] for row in usage.rows]) == ("usage_events", "t/json/0", ["ev-0", "ev-u"])
+    assert (dlq.table, dlq.dedup_token, dlq.rows[0][2]) == ("dlq_events", "t/json/0", 9)
+    assert dlq.rows[0][3].startswith("sink could not read a priced message: input_tokens")
