@@ -149,6 +149,10 @@ class AsyncDeliveryLog:
         self._client: Client | None = None
         self._retry_max = retry_max_seconds
         self._closing = False
+        self._pending: list[tuple[list[DeliveryRecord], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.inserts = 0
+        """Inserts written: concurrent writes share one (see `write`)."""
         self.last_error: str | None = None
 
     def _open(self) -> DeliveryLog:
@@ -175,7 +179,39 @@ class AsyncDeliveryLog:
             return result
 
     async def write(self, records: list[DeliveryRecord]) -> None:
-        await self._call("write", lambda store: store.write([replace(r, recorded_at=store.stamp(r.recorded_at)) for r in records]))
+        """Store `records`; return once they are written.
+
+        Writes made while an insert is under way go together in the next one: when many
+        destinations record `sending` at once (budgets crossing together), they wait for one
+        insert instead of queueing one each behind the sink's inserts on the same engine.
+        """
+        if not records:
+            return
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((records, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_pending())
+        await done
+
+    async def _flush_pending(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            records = [record for records, _ in batch for record in records]
+            try:
+                await self._call("write", lambda store: store.write([replace(r, recorded_at=store.stamp(r.recorded_at)) for r in records]))
+            except asyncio.CancelledError:
+                for _, done in batch + self._pending:
+                    done.cancel()
+                raise
+            except Exception as exc:  # closing: each writer gets the failure
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            self.inserts += 1
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
     async def latest(self, alert_ids: list[str]) -> dict[DeliveryKey, DeliveryRecord]:
         return await self._call("read", lambda store: store.latest(alert_ids))

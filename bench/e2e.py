@@ -85,6 +85,10 @@ def parse_args() -> argparse.Namespace:
         "--pack-linger-ms", type=int, default=ProducerTuning.pack_linger_ms,
         help=f"with packing, how long the producer lets events gather (default {ProducerTuning.pack_linger_ms})",
     )
+    parser.add_argument(
+        "--linger-ms", type=int, default=ProducerTuning.linger_ms,
+        help=f"the producer's Kafka linger (default {ProducerTuning.linger_ms})",
+    )
     parser.add_argument("--force-rate", action="store_true", help="offer --rate even when step 1 sustained less")
     parser.add_argument("--profile", type=Path, help="run the worker under cProfile (main thread: the stream agent), "
                         "write its stats here and print the top functions; slows the worker, figures then are not comparable")
@@ -400,7 +404,7 @@ def bottleneck_notes(step1: dict[str, Any], metrics: dict[str, float]) -> list[s
     batches = metrics.get("meterline_stream_batches_total", 0)
     if batches:
         notes.append(f"stream batches averaged {metrics['meterline_stream_events_in_total'] / batches:,.0f} events "
-                     "(whole run; take_max 1,000 messages, take_within 0.2 s)")
+                     f"(whole run; take_max {Settings().stream.take_max:,} messages, take_within {Settings().stream.take_within} s)")
     cpu = step1["cpu"]
     ours = sum(cpu["percent_of_one_core"].values()) / (os.cpu_count() or 1)
     notes.append(f"step 1 CPU: worker {cpu['percent_of_one_core'].get('worker', 0):.0f}% of one core "
@@ -467,7 +471,8 @@ def main() -> None:
         if broker_pid:
             pids["broker"] = broker_pid
         cpu = CpuWindow(pids, worker.pid)
-        tuning = ProducerTuning(events_per_message=args.events_per_message, pack_linger_ms=args.pack_linger_ms)
+        tuning = ProducerTuning(events_per_message=args.events_per_message, pack_linger_ms=args.pack_linger_ms,
+                                linger_ms=args.linger_ms)
         producer = stack.enter_context(UsageProducer(bootstrap, f"{prefix}usage", folder / "spool", fsync="never",
                                                      max_pending=2_000_000, tuning=tuning))
         with console.status("warming up (2,000 events through the whole pipeline)"):
@@ -500,7 +505,8 @@ def main() -> None:
         errors = [line for line in worker.log_tail().splitlines() if "ERROR" in line or "Traceback" in line]
 
     notes += [
-        "producer SDK defaults (linger 50 ms), stream take_within 0.2 s and sink batch_seconds 0.5 s are in every delay",
+        f"producer linger {args.linger_ms} ms (Kafka) + {args.pack_linger_ms} ms (packing), stream take_within "
+        f"{Settings().stream.take_within} s and sink batch_seconds {Settings().sink.batch_seconds} s are in every delay",
         f"producer counters: sent {counters.sent:,}, spooled {counters.spooled:,}, failed {counters.failed:,}",
     ]
     if not queryable["stable"]:
@@ -543,7 +549,7 @@ def main() -> None:
         "machine": info,
         "broker": broker_label,
         "parameters": {"backlog_events": args.events, "events_per_message": args.events_per_message,
-                       "pack_linger_ms": args.pack_linger_ms,
+                       "pack_linger_ms": args.pack_linger_ms, "linger_ms": args.linger_ms,
                        "requested_rate": args.rate, "rate_used": rate,
                        "offered_events_per_s": step2["offered_events_per_s"], "duration_s": args.duration,
                        "budget_teams": len(limits), "thresholds_percent": list(THRESHOLDS)},
