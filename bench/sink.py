@@ -36,6 +36,15 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
+def fresh_batch(values: list[bytes], id_prefix: bytes, first: int) -> RangeBatch:
+    """The values as records from offset `first`, their event ids prefixed with `id_prefix`."""
+    records = [
+        SourceRecord("bench.usage.priced", 0, first + i, None, v.replace(b'"event_id":"', b'"event_id":"' + id_prefix, 1), 0)
+        for i, v in enumerate(values)
+    ]
+    return RangeBatch(OffsetRange("bench.usage.priced", 0, first, first + len(values) - 1), records)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows per batch (default 100000)")
@@ -56,46 +65,24 @@ def main() -> None:
             for run in range(args.warmup + args.runs):
                 first = run * args.rows * 3
                 # Fresh event ids per batch, so ReplacingMergeTree merges collapse nothing.
-                tag = b'"event_id":"w%d-' % run
-                records = [
-                    SourceRecord("bench.usage.priced", 0, first + i, None, v.replace(b'"event_id":"', tag, 1), 0)
-                    for i, v in enumerate(values)
-                ]
-                batch = RangeBatch(OffsetRange("bench.usage.priced", 0, first, first + args.rows - 1), records)
+                batch = fresh_batch(values, b"w%d-" % run, first)
                 inserts = plan_inserts("priced", batch)
                 started = time.perf_counter()
                 for insert in inserts:
                     write_batch(client, insert)
                 if run >= args.warmup:
                     write_rates.append(args.rows / (time.perf_counter() - started))
-
-                second = first + args.rows
-                tag = b'"event_id":"f%d-' % run
-                records = [
-                    SourceRecord("bench.usage.priced", 0, second + i, None, v.replace(b'"event_id":"', tag, 1), 0)
-                    for i, v in enumerate(values)
-                ]
-                started = time.perf_counter()
-                batch = RangeBatch(OffsetRange("bench.usage.priced", 0, second, second + args.rows - 1), records)
-                with InsertPipeline(client) as pipeline:
-                    for write in plan_writes("priced", batch):
-                        pipeline.submit(write)
-                if run >= args.warmup:
-                    full_rates.append(args.rows / (time.perf_counter() - started))
-
-                third = second + args.rows
-                tag = b'"event_id":"x%d-' % run
-                records = [
-                    SourceRecord("bench.usage.priced", 0, third + i, None, v.replace(b'"event_id":"', tag, 1), 0)
-                    for i, v in enumerate(values)
-                ]
-                started = time.perf_counter()
-                batch = RangeBatch(OffsetRange("bench.usage.priced", 0, third, third + args.rows - 1), records)
-                with InsertPipeline(client) as pipeline:
-                    for insert in plan_inserts("priced", batch):
-                        pipeline.submit(insert)
-                if run >= args.warmup:
-                    exact_rates.append(args.rows / (time.perf_counter() - started))
+                for planner, rates, tag, start in (
+                    (plan_writes, full_rates, b"f%d-", first + args.rows),
+                    (plan_inserts, exact_rates, b"x%d-", first + 2 * args.rows),
+                ):
+                    batch = fresh_batch(values, tag % run, start)
+                    started = time.perf_counter()
+                    with InsertPipeline(client) as pipeline:
+                        for write in planner("priced", batch):
+                            pipeline.submit(write)
+                    if run >= args.warmup:
+                        rates.append(args.rows / (time.perf_counter() - started))
             stored = client.query("SELECT count() FROM usage_events FINAL").result_rows[0][0]
         finally:
             client.close()

@@ -70,9 +70,10 @@ class Sidecar:
     """Starts, watches, restarts and stops the child process running the sink and the dispatcher."""
 
     def __init__(self, settings: Settings, log_level: str) -> None:
-        self.port = free_loopback_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._settings = child_settings(settings, self.port)
+        self.port = 0
+        self.url = ""
+        """The child's web server; a new port for each child (see `_spawn`)."""
+        self._settings = settings
         self._log_level = log_level
         self._stopping = threading.Event()
         self._process: Any = None
@@ -107,10 +108,15 @@ class Sidecar:
 
     # -- the supervising thread -----------------------------------------------------------------
     def _spawn(self) -> None:
+        # A fresh port for every child: between a child's death and its restart, any outgoing
+        # connection on the machine may get the old port as its ephemeral port (seen in CI: a
+        # restarted child failed to bind three times in a row).
+        self.port = free_loopback_port()
+        self.url = f"http://127.0.0.1:{self.port}"
         context = multiprocessing.get_context("spawn")
         self._process = context.Process(
             target=_child_main,
-            args=(self._settings, self._log_level, os.getpid()),
+            args=(child_settings(self._settings, self.port), self._log_level, os.getpid()),
             name="meterline-sink-alerts",
             daemon=False,
         )

@@ -85,6 +85,9 @@ def test_sidecar_is_restarted_and_dies_with_a_killed_worker(
     produce_events(producer, f"{topic_prefix}usage", [event(i) for i in range(20, 40)])
     worker.wait_healthy(60)
     assert len(sidecar_pids(worker)) == 2
+    # Each child on a port of its own: the old one may have been taken meanwhile.
+    ports = re.findall(r"sink and alerts process started pid=\d+ port=(\d+)", worker.log(full=True))
+    assert len(ports) == 2 and ports[0] != ports[1]
     assert wait_stored(worker, 40) == "40"
 
     # kill -9 of the worker takes its child along: nothing is left holding the database
