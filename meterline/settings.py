@@ -129,6 +129,11 @@ class SinkSettings(_Section):
     batch_seconds: float = Field(0.25, gt=0)
     """Longest a row waits before its batch is written (default 0.25 s: four inserts a second
     per table; raise it to trade freshness for fewer, larger parts)."""
+    idle_flush_ms: int = Field(30, ge=0)
+    """Write what is held as soon as nothing new has come for this long (default 30 ms), so a
+    burst (one stream transaction) is written once it is all in, without waiting out
+    batch_seconds; a steady flow still fills batches up to batch_rows / batch_seconds. 0: wait
+    for batch_rows or batch_seconds only."""
     ttl_days: int | None = Field(None, ge=1)
     """Drop raw events older than this many days (default: keep forever)."""
     retry_max_seconds: float = Field(30.0, gt=0)

@@ -73,8 +73,9 @@ class BatchBuffer:
     def held_partitions(self) -> set[TopicPartition]:
         return {tp for tp, held in self._records.items() if held}
 
-    def due(self, positions: Mapping[TopicPartition, int] | None = None) -> bool:
-        """True when a batch should be written now: full, old enough, or a replay complete."""
+    def due(self, positions: Mapping[TopicPartition, int] | None = None, *, idle: bool = False) -> bool:
+        """True when a batch should be written now: full, old enough, a replay complete, or
+        (`idle`: the consumer found nothing more to read) anything held at all."""
         positions = positions or {}
         held = [tp for tp in self._records if tp not in self._unknown and self._records[tp]]
         if any(self._replay_complete(tp, positions) for tp in held if self._recorded.get(tp)):
@@ -82,6 +83,8 @@ class BatchBuffer:
         free = [tp for tp in held if not self._recorded.get(tp)]
         if not free:
             return False
+        if idle:
+            return True
         if sum(len(self._records[tp]) for tp in free) >= self.batch_rows:
             return True
         return self._now() - min(self._since[tp] for tp in free) >= self.batch_seconds

@@ -153,9 +153,15 @@ class SinkRunner:
     def _loop(self) -> None:
         consumer = self._consumer
         assert consumer is not None
+        idle_s = self.settings.sink.idle_flush_ms / 1000
         while not self._stop.is_set():
             self._load_recorded_ranges()
-            wait = self._buffer.seconds_until_due() if len(self._buffer) else self.settings.sink.batch_seconds
+            if len(self._buffer):
+                wait = self._buffer.seconds_until_due()
+                if idle_s:
+                    wait = min(wait, idle_s)  # a poll that stays empty this long: the burst is in
+            else:
+                wait = self.settings.sink.batch_seconds
             polled = consumer.poll(timeout_ms=max(1, int(min(wait, 0.5) * 1000)), max_records=self.settings.sink.batch_rows)
             for records in polled.values():
                 for record in records:
@@ -163,7 +169,7 @@ class SinkRunner:
                         SourceRecord(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
                     )
                     self.stats["records_consumed"] += 1
-            if self._buffer.due(self._positions()):
+            if self._buffer.due(self._positions(), idle=bool(idle_s) and not polled):
                 self._flush()
         self._flush()
 
@@ -307,6 +313,8 @@ class SinkRunner:
             # Topics the worker creates after the sink started are picked up within seconds.
             metadata_max_age_ms=5000,
             fetch_max_wait_ms=self.settings.stream.fetch_max_wait_ms,
+            # One stream transaction (a few MB of priced events) in one fetch, not 1 MB slices.
+            max_partition_fetch_bytes=8 * 1024 * 1024,
             # Holding offsets through a long ClickHouse outage must not cost the assignment.
             max_poll_interval_ms=max(300_000, int(self.settings.sink.retry_max_seconds * 4000)),
             **self._consumer_options,

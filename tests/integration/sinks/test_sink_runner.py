@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -89,5 +90,32 @@ def test_a_rebalance_while_records_are_held_loses_and_doubles_nothing(
     client = open_client(chdb_dsn)
     try:
         assert totals(client) == expected_totals(events)
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("idle_flush_ms", [30, 0])
+def test_a_burst_is_written_once_it_is_in_not_after_batch_seconds(
+    kafka_bootstrap: str, topic_prefix: str, chdb_dsn: str, idle_flush_ms: int
+) -> None:
+    # batch_seconds 60 and batch_rows far above the burst: only the idle rule can write it soon.
+    settings = sink_settings(kafka_bootstrap, topic_prefix, chdb_dsn, batch_rows=10_000, batch_seconds=60,
+                             idle_flush_ms=idle_flush_ms)
+    create_topics(kafka_bootstrap, topic_prefix)
+    produce_priced(kafka_bootstrap, settings.topic("usage.priced"), sample_priced_events(30, seed=12))
+    runner = SinkRunner(settings)
+    runner.start()
+    try:
+        wait_until(lambda: runner.stats["records_consumed"] == 30, "the sink to read the burst")
+        deadline = time.monotonic() + 15
+        while runner.stats["usage_rows"] < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        written = runner.stats["usage_rows"] == 30
+        assert written is (idle_flush_ms > 0), "written at once with the idle rule, held for batch_seconds without it"
+    finally:
+        runner.stop()
+    client = open_client(chdb_dsn)
+    try:
+        assert totals(client)["raw_rows"] == 30, "stop() writes what is held either way"
     finally:
         client.close()

@@ -49,6 +49,17 @@ def test_due_by_age_of_the_oldest_record() -> None:
     assert ranges(buffer.take()) == [(0, 0, 0, 1), (1, 0, 0, 1)]
 
 
+def test_due_at_once_when_the_consumer_finds_nothing_more_but_never_for_unknown_partitions() -> None:
+    buffer = BatchBuffer(batch_rows=100, batch_seconds=5, now=Clock())
+    assert not buffer.due(idle=True), "nothing held"
+    buffer.assign([(T, 1)])
+    buffer.add(rec(0, partition=1))
+    assert not buffer.due(idle=True), "a partition whose recorded ranges are not loaded waits"
+    buffer.add(rec(0))
+    assert not buffer.due() and buffer.due(idle=True)
+    assert ranges(buffer.take()) == [(0, 0, 0, 1)]
+
+
 def test_refetched_offsets_are_held_once() -> None:
     buffer = BatchBuffer(batch_rows=10, batch_seconds=1, now=Clock())
     for offset in (0, 1, 1, 0, 2):
