@@ -317,7 +317,14 @@ class SinkRunner:
             max_partition_fetch_bytes=8 * 1024 * 1024,
             # Holding offsets through a long ClickHouse outage must not cost the assignment.
             max_poll_interval_ms=max(300_000, int(self.settings.sink.retry_max_seconds * 4000)),
-            **self._consumer_options,
+            **{
+                # A killed sink's partitions move on after 10 s, as the stream's do (kafka-python's
+                # default, 45 s, kept a restarted sink idle that long); heartbeats run on their
+                # own thread, so a long insert does not count.
+                "session_timeout_ms": 10_000,
+                "heartbeat_interval_ms": 1_000,
+                **self._consumer_options,
+            },
         )
         missing = await_topic_metadata(consumer, self.topics, METADATA_WAIT_S, self._stop)
         if missing:
