@@ -54,18 +54,44 @@ class PricedEvent(UsageEvent):
     ingested_at: AwareDatetime
 
 
+DeadLetterKind = Literal[
+    "not_json",  # not parseable JSON (or no value at all)
+    "not_utf8",
+    "duplicate_key",  # a JSON object names one key twice: which one wins is undefined
+    "schema",  # JSON, but not a usage event (occurred_at out of range included)
+    "wrong_key",  # the Kafka key is not the event's team
+    "oversized",  # above stream.max_event_bytes
+    "processing",  # a valid event a later step (pricing, budgets, serialization) raised on
+    "unwritable",  # the sink: a row ClickHouse refuses for its content, on its own
+]
+
+
 class DeadLetter(BaseModel):
-    """A message the stream could not accept, kept with its original bytes and the reason."""
+    """A message (or one line of it) the pipeline could not accept, with its bytes and reason.
+
+    One dead letter per bad line: (topic, partition, offset, line_index) names it. A value too
+    big to travel in a DLQ message is cut to its head (`truncated`); `value_size` and
+    `value_sha256` always describe the whole original value.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     reason: str
-    error_kind: Literal["not_json", "schema", "wrong_key", "oversized", "not_utf8"]
+    error_kind: DeadLetterKind
     topic: str
     partition: int
     offset: int
+    line_index: int = 0
+    """0-based line of a JSON Lines message (0 for a message of one event)."""
+    line_count: int = 1
     key_b64: str | None
     value_b64: str
+    value_size: int | None = None
+    """Bytes in the original value (None from senders older than this field)."""
+    value_sha256: str | None = None
+    """Hex SHA-256 of the original value."""
+    truncated: bool = False
+    """True when value_b64 holds only the head of the original value."""
     received_at: AwareDatetime
 
 
