@@ -7,7 +7,7 @@ binary-mode headers (see `cloudevent_headers`).
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -31,6 +31,15 @@ ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 TagValue = Annotated[str, StringConstraints(max_length=256)]
 MAX_TAGS = 32
+
+OCCURRED_AT_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+OCCURRED_AT_MAX = datetime(2100, 1, 1, tzinfo=UTC)
+"""`occurred_at` must lie in [2000-01-01, 2100-01-01) UTC. Why these: usage_hourly's `hour` is
+a ClickHouse DateTime (seconds since 1970 in a UInt32, so 1970-01-01 .. 2106-02-07; outside it
+the engine clamps, and the rollup would disagree with usage_events), and the budget code
+turns a moment into its period and the period before in the budget's timezone, which
+overflows Python's datetime near the years 1 and 9999. Usage before 2000 or after 2100 is
+a clock or a producer bug, not a model call."""
 
 # RFC 3339 date-time: seconds required, offset required (`Z` or `+hh:mm`); pydantic alone
 # would also take unix numbers, missing seconds and `+hhmm`, which other producers must not send.
@@ -99,6 +108,12 @@ class UsageEvent(BaseModel):
 
     @model_validator(mode="after")
     def _token_relations(self) -> UsageEvent:
+        # Compared as aware datetimes: no conversion, so no overflow at the year 9999's edge.
+        if not OCCURRED_AT_MIN <= self.occurred_at < OCCURRED_AT_MAX:
+            raise ValueError(
+                f"occurred_at {self.occurred_at.isoformat()} is outside the accepted range "
+                "2000-01-01T00:00:00Z <= occurred_at < 2100-01-01T00:00:00Z"
+            )
         if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
             raise ValueError(
                 "cache_read_tokens + cache_write_tokens must not exceed input_tokens "
@@ -147,6 +162,7 @@ def usage_event_json_schema() -> dict[str, Any]:
     schema["$id"] = "https://meterline.dev/schemas/usage-event.v1.json"
     schema["description"] = (
         "One LLM call's token usage (meterline.usage.v1). Also: "
-        "cache_read_tokens + cache_write_tokens <= input_tokens; reasoning_tokens <= output_tokens."
+        "cache_read_tokens + cache_write_tokens <= input_tokens; reasoning_tokens <= output_tokens; "
+        "2000-01-01T00:00:00Z <= occurred_at < 2100-01-01T00:00:00Z; no object names a key twice."
     )
     return schema

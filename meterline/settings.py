@@ -119,6 +119,17 @@ class StreamSettings(_Section):
     """Fraction of a period that must pass before a forecast alert (default 0.1)."""
     forecast_min_spend_fraction: float = Field(0.05, ge=0, le=1)
     """Fraction of the limit that must be spent before a forecast alert (default 0.05)."""
+    inject_faults: str = ""
+    """For fault tests only: raise at named points of the batch path, e.g. `after_send:2`
+    (stream/faults.py; default empty: none). Env: METERLINE_STREAM__INJECT_FAULTS."""
+
+    @field_validator("inject_faults")
+    @classmethod
+    def _known_fault_points(cls, value: str) -> str:
+        from meterline.stream.faults import FaultPlan
+
+        FaultPlan.parse(value)
+        return value
 
 
 class SinkSettings(_Section):

@@ -130,15 +130,16 @@ def emit(
 def _emit_file(ctx: typer.Context, file: Path, spool_dir: Path | None) -> None:
     from rich.progress import Progress
 
-    from meterline.cli import fail
+    from meterline.cli import fail, settings_from
     from meterline.producers.jsonl import count_lines, read_jsonl
 
     if not file.is_file():
         raise fail(f"{file} does not exist; give a JSON Lines file of usage events")
+    max_bytes = settings_from(ctx).stream.max_event_bytes
     invalid = 0
     with _producer(ctx, spool_dir) as producer, Progress(console=err_console, transient=False) as progress:
         task = progress.add_task(f"sending {file.name}", total=count_lines(file))
-        for line in read_jsonl(file):
+        for line in read_jsonl(file, max_bytes):
             if line.event is None:
                 invalid += 1
                 progress.console.print(f"line {line.number}: {line.error}", highlight=False, markup=False, soft_wrap=True)
@@ -153,16 +154,22 @@ def _emit_file(ctx: typer.Context, file: Path, spool_dir: Path | None) -> None:
 
 
 def validate(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="JSON Lines file of usage events.", show_default=False)],
 ) -> None:
-    """Check a JSON Lines file without sending anything: `line N: <reason>` per invalid line."""
-    from meterline.cli import fail
+    """Check a JSON Lines file without sending anything: `line N: <reason>` per invalid line.
+
+    The checks are the stream's own (schema, occurred_at range, repeated keys, size against
+    stream.max_event_bytes), so a line that passes here is never dead-lettered for its content.
+    """
+    from meterline.cli import fail, settings_from
     from meterline.producers.jsonl import read_jsonl
 
     if not file.is_file():
         raise fail(f"{file} does not exist; give a JSON Lines file of usage events")
+    max_bytes = settings_from(ctx).stream.max_event_bytes
     valid = invalid = 0
-    for line in read_jsonl(file):
+    for line in read_jsonl(file, max_bytes):
         if line.event is None:
             invalid += 1
             console.print(f"line {line.number}: {line.error}", highlight=False, markup=False, soft_wrap=True)

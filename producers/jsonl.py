@@ -34,19 +34,29 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def parse_line(number: int, raw: bytes) -> JsonlLine:
-    try:
-        return JsonlLine(number, UsageEvent.from_json_bytes(raw), None)
-    except ValidationError as exc:
-        return JsonlLine(number, None, describe_validation_error(exc))
+def parse_line(number: int, raw: bytes, max_bytes: int) -> JsonlLine:
+    """The line's event, or why the stream would dead-letter it (the stream's own checks,
+    size and repeated keys included; JSON and schema problems worded field by field)."""
+    from meterline.stream.validate import Rejection, check_event
+
+    checked = check_event(raw, max_bytes)
+    if not isinstance(checked, Rejection):
+        return JsonlLine(number, checked, None)
+    if checked.kind in ("schema", "not_json"):
+        try:
+            UsageEvent.from_json_bytes(raw)
+        except ValidationError as exc:
+            return JsonlLine(number, None, describe_validation_error(exc))
+    return JsonlLine(number, None, checked.reason)
 
 
-def read_jsonl(path: Path) -> Iterator[JsonlLine]:
-    """Yield every non-blank line of `path` (numbered from 1), valid or not."""
+def read_jsonl(path: Path, max_bytes: int) -> Iterator[JsonlLine]:
+    """Yield every non-blank line of `path` (numbered from 1), valid or not; `max_bytes` is
+    the stream's `stream.max_event_bytes`."""
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if raw.strip():
-                yield parse_line(number, raw.rstrip(b"\r\n"))
+                yield parse_line(number, raw.rstrip(b"\r\n"), max_bytes)
 
 
 def count_lines(path: Path) -> int:

@@ -9,16 +9,17 @@ output topics must use `isolation_level="read_committed"`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-import weakref
 from pathlib import Path
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from meterline.settings import Settings
-from meterline.stream import fetch_wait
+from meterline.stream import faust_fence
+from meterline.stream.faults import FaultPlan
 from meterline.stream.offsets import OffsetTracker, judge_hole
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
 
@@ -42,10 +43,6 @@ def broker_urls(settings: Settings) -> list[str]:
     return [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
 
 
-class SkippedRecordsError(RuntimeError):
-    """The consumer never delivered records the worker was about to commit past."""
-
-
 class StreamApp:
     """The stream worker's faust app and the processor it drives."""
 
@@ -62,7 +59,8 @@ class StreamApp:
         partitions = settings.topic_partitions
         datadir = settings.data_dir / "stream"
         datadir.mkdir(parents=True, exist_ok=True)
-        fetch_wait.install(stream.fetch_max_wait_ms)
+        faust_fence.install_fetch_max_wait(stream.fetch_max_wait_ms)
+        self.faults = FaultPlan.parse(stream.inject_faults)
         self.app: faust.App = faust.App(
             app_id(settings),
             broker=broker_urls(settings),
@@ -132,37 +130,60 @@ class StreamApp:
 
     # -- the agent ---------------------------------------------------------------------------
     async def _agent(self, stream: Any) -> None:
+        """Process batches; the commit contract of one batch is `_process_batch`'s."""
         take_max, within = self.settings.stream.take_max, self.settings.stream.take_within
         async for events in stream.take_events(take_max, within=within):
-            if not self._restored:
-                try:
-                    await self._restore()
-                except Exception as exc:
-                    # Processing on a partial state would count spend again: stop instead.
-                    self.batches_failed += 1
-                    log.exception("restoring the stream state from the changelogs failed; stopping the worker")
-                    await self.app.crash(exc)
-                    raise
             try:
-                events = await self._continuous(stream, events)
-                if not events:
-                    continue
-                records = [
-                    Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
-                    for e in events
-                ]
-                await self.processor.process(records, _TransactionalEffects(self, events))
-                for event in events:
-                    await stream.ack(event)
-                await self._commit(events)
-                self.offsets.advance((record.partition, record.offset) for record in records)
+                if not self._restored:
+                    await self._restore()
+                records = await self._process_batch(stream, events)
             except BaseException as exc:
-                # The in-memory book may now be ahead of Kafka: stop so a restart rebuilds it.
+                # Nothing of this batch may commit: faust acks it in take_events' finally: and
+                # commits acked offsets on the way down; disarmed, those acks record nothing.
+                faust_fence.disarm(events)
                 self.batches_failed += 1
-                log.exception("a batch failed; stopping the worker so it restarts from committed state")
+                not_aborted = await faust_fence.abort(self.app, self._transactional_ids(events))
+                log.exception(
+                    "a batch failed and was aborted; stopping the worker so it restarts from committed state",
+                    extra={"events": len(events), "not_aborted": not_aborted},
+                )
                 await self.app.crash(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
                 raise
-            self._update_lag(records)
+            if records:
+                self._update_lag(records)
+
+    async def _process_batch(self, stream: Any, events: Sequence[EventT]) -> list[Record]:
+        """One batch, committed whole or not at all. The order is the contract:
+
+        1. leave out what was processed already, and what follows a hole the consumer skipped
+           (the partition is sought back to the hole; those events come again);
+        2. process: every effect is buffered, then appended to its partition's transaction;
+        3. await every send: each record is acknowledged by the broker, or the batch fails;
+        4. commit each partition's transaction with exactly the batch's source offsets;
+        5. only then ack the events (faust's book already says committed: nothing pending).
+
+        An exception anywhere before 4 has finished leaves the offsets uncommitted; the
+        caller aborts the open transactions and stops the worker. The in-memory book may be
+        ahead of Kafka then, so the restart rebuilds it from the changelogs.
+        """
+        events = await self._continuous(stream, events)
+        if not events:
+            return []
+        records = [
+            Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
+            for e in events
+        ]
+        effects = _TransactionalEffects(self, events)
+        await self.processor.process(records, effects)
+        await effects.sent()
+        await self._commit(events)
+        for event in events:
+            await stream.ack(event)
+        self.offsets.advance((record.partition, record.offset) for record in records)
+        return records
+
+    def _transactional_ids(self, events: Sequence[EventT]) -> list[str]:
+        return sorted({self.transactional_id(event.message.partition) for event in events})
 
     async def _continuous(self, stream: Any, events: Sequence[EventT]) -> list[EventT]:
         """The batch's events not processed yet, once sure no offset before them went missing.
@@ -171,8 +192,10 @@ class StreamApp:
         seek): acknowledged and left out. A hole before an event is read back from the topic:
         empty (transaction markers) it is fine; holding records the group has committed past
         since the assignment, a previous owner processed them; otherwise faust's consumer
-        skipped them, and the worker stops before committing past them (a restart re-reads
-        them).
+        skipped them (its fetch loop marks a message read even when a rebalance cancels its
+        delivery, and a fetch started before a seek goes on delivering past it): the
+        partition is sought back to the hole, and its events after the hole are left out
+        (disarmed, never acked) until the hole's own records arrive.
         """
         fresh: list[EventT] = []
         for event in events:
@@ -182,29 +205,43 @@ class StreamApp:
             else:
                 fresh.append(event)
         holes = self.offsets.holes((e.message.partition, e.message.offset) for e in fresh)
-        if holes:
-            from meterline.stream.source_check import committed_offset, records_in_hole
+        if not holes:
+            return fresh
+        from meterline.stream.source_check import committed_offset, records_in_hole
 
-            topic = self.source.get_topic_name()
-            bootstrap = self.settings.kafka_bootstrap
-            for hole in holes:
-                found = await records_in_hole(bootstrap, topic, hole)
-                committed = await committed_offset(bootstrap, self.app.conf.id, topic, hole.partition) if found else None
-                verdict = judge_hole(hole, found, committed)
-                where = {"partition": hole.partition, "first": hole.first, "last": hole.last, "records": found}
-                if verdict == "skipped":
-                    raise SkippedRecordsError(
-                        f"the consumer skipped {found} record(s) of {topic}[{hole.partition}] at offsets "
-                        f"{hole.first}..{hole.last}; stopping before committing past them (a restart reads "
-                        "them again from the committed offset)"
-                    )
-                if verdict == "committed":
-                    self.processor.metrics.counts["holes_committed"] += 1
-                    log.info("offsets committed by the partition's previous owner skipped", extra={**where, "committed": committed})
-                else:
-                    self.processor.metrics.counts["offset_holes"] += 1
-                    log.info("offsets without records skipped", extra=where)
+        topic = self.source.get_topic_name()
+        bootstrap = self.settings.kafka_bootstrap
+        sought: set[int] = set()
+        for hole in holes:
+            found = await records_in_hole(bootstrap, topic, hole)
+            committed = await committed_offset(bootstrap, self.app.conf.id, topic, hole.partition) if found else None
+            verdict = judge_hole(hole, found, committed)
+            where = {"partition": hole.partition, "first": hole.first, "last": hole.last, "records": found}
+            if verdict == "skipped":
+                self.processor.metrics.counts["holes_sought"] += 1
+                log.warning("the consumer skipped records; seeking back to them", extra=where)
+                if hole.partition not in sought:
+                    # Every event of the partition in this batch is left out: resume where
+                    # the last committed batch ended.
+                    resume = self.offsets.next_offset(hole.partition)
+                    await self._seek_back(hole.partition, hole.first if resume is None else resume)
+                    sought.add(hole.partition)
+            elif verdict == "committed":
+                self.processor.metrics.counts["holes_committed"] += 1
+                log.info("offsets committed by the partition's previous owner skipped", extra={**where, "committed": committed})
+            else:
+                self.processor.metrics.counts["offset_holes"] += 1
+                log.info("offsets without records skipped", extra=where)
+        if sought:
+            left_out = [e for e in fresh if e.message.partition in sought]
+            faust_fence.disarm(left_out)
+            fresh = [e for e in fresh if e.message.partition not in sought]
         return fresh
+
+    async def _seek_back(self, partition: int, offset: int) -> None:
+        from faust.types import TP
+
+        await self.app.consumer.seek(TP(self.source.get_topic_name(), partition), offset)
 
     async def _commit(self, events: Sequence[EventT]) -> None:
         """Commit the batch's transactions with exactly its source offsets.
@@ -217,20 +254,15 @@ class StreamApp:
         priced events lost (measured with three partitions). The offsets come from the
         records this batch processed instead.
         """
-        consumer = self.app.consumer
-        offsets: dict[Any, int] = {}
+        self.faults.reach("before_commit")
+        by_tid: dict[str, dict[Any, int]] = {}
         for event in events:
             tp = event.message.tp  # the consumer's own TopicPartition: the key its book uses
+            offsets = by_tid.setdefault(self.transactional_id(tp.partition), {})
             offsets[tp] = max(event.message.offset + 1, offsets.get(tp, 0))
-        await consumer.transactions.commit(offsets, start_new_transaction=True)
-        # Keep faust's book in step, so its own commits (on rebalance) find nothing pending.
-        consumer._committed_offset.update(offsets)
-        for tp, next_offset in offsets.items():
-            acked = consumer._acked[tp]
-            acked[:] = [offset for offset in acked if offset >= next_offset]
-            consumer._acked_index[tp] = set(acked)
-            consumer._gap.pop(tp, None)
-        self.app.tables.on_commit(offsets)
+        await faust_fence.commit_batch(self.app, by_tid)
+        self.faults.reach("after_commit")
+        self.app.tables.on_commit({tp: offset for offsets in by_tid.values() for tp, offset in offsets.items()})
 
     def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
         self._restored = False
@@ -245,7 +277,7 @@ class StreamApp:
         contents = await read_changelogs(self.settings.kafka_bootstrap, topics, partitions)
         self.processor.restore(contents)
         # faust sought every assigned partition to its committed offset before the flow resumed.
-        committed = self.app.consumer._committed_offset
+        committed = faust_fence.committed_offsets(self.app)
         self.offsets.reset({tp.partition: committed.get(tp) for tp in self.app.consumer.assignment() if tp.topic == source})
         self._restored = True
 
@@ -305,7 +337,8 @@ class _TransactionalEffects:
 
     Per-message `send()` costs more than pricing an event; aiokafka's BatchBuilder appends
     thousands of records per call. The batches go to faust's transactional producer of the
-    partition (under faust's per-transaction lock), so the next commit includes them.
+    partition (under faust's per-transaction lock); `sent()` awaits every one of them, so a
+    record the broker refused fails the batch before its commit.
     """
 
     def __init__(self, owner: StreamApp, events: Sequence[EventT]) -> None:
@@ -314,34 +347,27 @@ class _TransactionalEffects:
         for event in events:
             self.event_of.setdefault(event.message.partition, event)
         self.pending: dict[tuple[str, int], list[tuple[bytes, bytes | None]]] = {}
+        self.in_flight: list[asyncio.Future[Any]] = []
 
     async def send(self, topic: str, key: bytes, value: bytes, partition: int) -> None:
         self.pending.setdefault((topic, partition), []).append((key, value))
 
     async def write_table(self, table: TableName, key: bytes, value: bytes | None, partition: int) -> None:
-        from faust.streams import _current_event
-
         collection = self.owner.tables[table]
-        # Stores (rocksdb) pick their partition from the current event: make it one of p's.
-        token = _current_event.set(weakref.ref(self.event_of[partition]))
-        try:
+        with faust_fence.current_event(self.event_of[partition]):
             if value is None:
                 collection.data.pop(key, None)
             else:
                 collection.data[key] = value
-        finally:
-            _current_event.reset(token)
         topic = collection.changelog_topic.get_topic_name()
         self.pending.setdefault((topic, partition), []).append((key, value))
 
     async def flush(self, partition: int) -> None:
         """Append the partition's buffered records to its transaction, in the order they came."""
-        faust_producer = self.owner.app.producer
-        tid = self.owner.transactional_id(partition)
-        producer = faust_producer._transaction_producers.get(tid)
-        if producer is None:
-            raise RuntimeError(f"no transactional producer for {tid}: the partition was revoked mid-batch")
-        async with faust_producer._trn_locks[tid]:
+        faults = self.owner.faults
+        faults.reach("before_flush")
+        producer, lock = faust_fence.transaction_producer(self.owner.app, self.owner.transactional_id(partition))
+        async with lock:
             for (topic, p), records in list(self.pending.items()):
                 if p != partition:
                     continue
@@ -349,9 +375,22 @@ class _TransactionalEffects:
                 batch = producer.create_batch()
                 for key, value in records:
                     if batch.append(key=key, value=value, timestamp=None) is None:
-                        await producer.send_batch(batch, topic, partition=partition)
+                        await self._send(producer, batch, topic, partition)
                         batch = producer.create_batch()
                         if batch.append(key=key, value=value, timestamp=None) is None:
                             raise RuntimeError(f"a {len(value or b'')}-byte record does not fit in a producer batch")
                 if batch.record_count():
-                    await producer.send_batch(batch, topic, partition=partition)
+                    await self._send(producer, batch, topic, partition)
+        faults.reach("after_flush")
+
+    async def _send(self, producer: Any, batch: Any, topic: str, partition: int) -> None:
+        self.owner.faults.reach("before_send")
+        self.in_flight.append(await producer.send_batch(batch, topic, partition=partition))
+        self.owner.faults.reach("after_send")
+
+    async def sent(self) -> None:
+        """Wait until the broker acknowledged every record; raise the first refusal."""
+        outcomes = await asyncio.gather(*self.in_flight, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome

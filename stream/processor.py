@@ -23,7 +23,16 @@ from meterline.events import UsageEvent
 from meterline.settings import Settings
 from meterline.stream.dedup import DedupChunk, DedupIndex, make_chunks
 from meterline.stream.metrics import StreamMetrics
-from meterline.stream.validate import Rejection, dead_letter, event_lines, in_message, validate_message
+from meterline.stream.validate import (
+    Rejection,
+    dead_letter,
+    dlq_key,
+    event_lines,
+    in_message,
+    letter_bytes,
+    record_time,
+    validate_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -145,49 +154,47 @@ class StreamProcessor:
         new_ids: list[str] = []
         fresh: set[str] = set()
         charges: list[Charge] = []
-        # 1. Validate, de-duplicate, price: publish every priced event and dead letter.
+        # 1. Validate, de-duplicate, price: publish every priced event and dead letter. Whatever
+        #    raises for one event (pricing, budgets, serialization) dead-letters that event only.
         for record in batch:
             lines = event_lines(record.value)
             counts["events_in"] += len(lines)
-            written_at = datetime.fromtimestamp(record.timestamp, UTC)
+            written_at = record_time(record.timestamp, received)
             for index, value in enumerate(lines):
                 checked = validate_message(record.key, value, max_bytes)
                 if isinstance(checked, Rejection):
-                    checked = in_message(checked, index, len(lines))
-                    letter = dead_letter(
-                        checked, topic=record.topic, partition=record.partition, offset=record.offset,
-                        key=record.key, value=value, received_at=received,
-                    )
-                    await effects.send(self.topics["usage.dlq"], record.key or b"", letter.model_dump_json().encode(), partition)
-                    counts["dlq"] += 1
-                    self.metrics.dlq_by_kind[checked.kind] += 1
+                    await self._dead_letter(checked, record, index, len(lines), value, received, effects, partition)
                     continue
                 event = checked
                 if event.event_id in fresh or event.event_id in self.dedup:
                     counts["duplicates"] += 1
                     continue
+                try:
+                    price = self.pricer.price_event(event)
+                    late = is_late(event.occurred_at, written_at, grace)
+                    body = priced_json(event, price, late=late, ingested_at=ingested_at)
+                    charge = None
+                    if not late:
+                        charge = Charge(event.event_id, event.team, event.project, event.provider, event.model,
+                                        event.occurred_at, price.cost_usd, price.priced)
+                        self.book.admit(charge)
+                except Exception as exc:  # noqa: BLE001 - one event's failure is its dead letter
+                    log.warning("an event could not be processed; dead-lettered", exc_info=True)
+                    rejection = Rejection("processing", f"{type(exc).__name__} while processing the event: {exc}")
+                    await self._dead_letter(rejection, record, index, len(lines), value, received, effects, partition)
+                    continue
                 fresh.add(event.event_id)
                 new_ids.append(event.event_id)
-                price = self.pricer.price_event(event)
-                late = is_late(event.occurred_at, written_at, grace)
-                await effects.send(
-                    self.topics["usage.priced"],
-                    event.team.encode(),
-                    priced_json(event, price, late=late, ingested_at=ingested_at),
-                    partition,
-                )
+                await effects.send(self.topics["usage.priced"], event.team.encode(), body, partition)
                 if price.priced:
                     counts["priced"] += 1
                 else:
                     counts["unpriced"] += 1
                     self.metrics.unpriced_by_team[event.team] += 1
-                if late:
+                if charge is None:
                     counts["late"] += 1
-                    continue
-                charges.append(
-                    Charge(event.event_id, event.team, event.project, event.provider, event.model,
-                           event.occurred_at, price.cost_usd, price.priced)
-                )
+                else:
+                    charges.append(charge)
         # 2. Budgets, aggregated per budget and period over the whole batch.
         changes = self.book.apply(charges, received) if charges else BookChanges()
         await self._write_changes(changes, effects, partition)
@@ -199,6 +206,26 @@ class StreamProcessor:
         for key in self.dedup.expire(partition, received.timestamp()):
             await effects.write_table("dedup", key.encode(), None, partition)
         await effects.flush(partition)
+
+    async def _dead_letter(
+        self,
+        rejection: Rejection,
+        record: Record,
+        index: int,
+        count: int,
+        value: bytes | None,
+        received: datetime,
+        effects: Effects,
+        partition: int,
+    ) -> None:
+        rejection = in_message(rejection, index, count)
+        letter = dead_letter(
+            rejection, topic=record.topic, partition=record.partition, offset=record.offset,
+            key=record.key, value=value, received_at=received, line_index=index, line_count=count,
+        )
+        await effects.send(self.topics["usage.dlq"], dlq_key(record.key), letter_bytes(letter), partition)
+        self.metrics.counts["dlq"] += 1
+        self.metrics.dlq_by_kind[rejection.kind] += 1
 
     async def _write_changes(self, changes: BookChanges, effects: Effects, partition: int) -> None:
         for key, cell in changes.cells.items():

@@ -128,6 +128,22 @@ class BudgetBook:
         return self.by_team.get(team, [])
 
     # -- the batch ------------------------------------------------------------------------------
+    def admit(self, charge: Charge) -> None:
+        """Raise what `apply` would raise on this one charge: its period in every budget it
+        counts toward, and the period before (the stream dead-letters a charge that raises,
+        so one event never takes its batch down)."""
+        for budget in self.by_team.get(charge.team, ()):
+            if not _matches(budget, charge):
+                continue
+            if budget.period == "rolling":
+                minute_start(minute_of(charge.occurred_at))
+                continue
+            period = self._last_period.get(budget.key)
+            if period is None or not period.start <= charge.occurred_at < period.end:
+                period = calendar_period(charge.occurred_at, budget.period, budget.timezone)
+                previous_period(period, budget.period, budget.timezone)
+                self._last_period[budget.key] = period
+
     def apply(self, charges: Iterable[Charge], fired_at: datetime) -> BookChanges:
         """Add a batch of charges; return the cells, fired entries, states and alerts it causes."""
         calendar: dict[tuple[str, str], list[Charge]] = defaultdict(list)
