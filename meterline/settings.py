@@ -119,6 +119,9 @@ class StreamSettings(_Section):
     """Fraction of a period that must pass before a forecast alert (default 0.1)."""
     forecast_min_spend_fraction: float = Field(0.05, ge=0, le=1)
     """Fraction of the limit that must be spent before a forecast alert (default 0.05)."""
+    batch_attempts: int = Field(5, ge=1)
+    """Times a failing batch is tried (aborted and read again each time, with backoff) before
+    the worker stops with exit code 1 (default 5). Env: METERLINE_STREAM__BATCH_ATTEMPTS."""
     inject_faults: str = ""
     """For fault tests only: raise at named points of the batch path, e.g. `after_send:2`
     (stream/faults.py; default empty: none). Env: METERLINE_STREAM__INJECT_FAULTS."""

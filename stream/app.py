@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
 from pathlib import Path
 from collections.abc import Callable, Sequence
@@ -108,7 +110,12 @@ class StreamApp:
         self.health_checks: list[HealthCheck] = []
         self.started_at = time.monotonic()
         self.batches_failed = 0
+        """Batches that failed and were aborted since the start (meterline_stream_batches_failed_total)."""
+        self.failing_batches = 0
+        """Failures in a row of the batch being retried (0 when the last batch committed)."""
+        self.fatal: BaseException | None = None
         self._restored = False
+        self._assigned = True
         self.offsets = OffsetTracker()
         self.app.agent(self.source, name=f"{app_id(settings)}-process", concurrency=1)(self._agent)
         self.app.on_partitions_assigned.connect(self._on_assigned)
@@ -137,20 +144,50 @@ class StreamApp:
                 if not self._restored:
                     await self._restore()
                 records = await self._process_batch(stream, events)
-            except BaseException as exc:
-                # Nothing of this batch may commit: faust acks it in take_events' finally: and
-                # commits acked offsets on the way down; disarmed, those acks record nothing.
-                faust_fence.disarm(events)
-                self.batches_failed += 1
-                not_aborted = await faust_fence.abort(self.app, self._transactional_ids(events))
-                log.exception(
-                    "a batch failed and was aborted; stopping the worker so it restarts from committed state",
-                    extra={"events": len(events), "not_aborted": not_aborted},
-                )
-                await self.app.crash(exc if isinstance(exc, Exception) else RuntimeError(repr(exc)))
+            except Exception as exc:
+                await self._batch_failed(events, exc)
+                continue
+            except BaseException:
+                faust_fence.disarm(events)  # cancelled (stopping): commit nothing of it
                 raise
+            self.failing_batches = 0
             if records:
                 self._update_lag(records)
+
+    async def _batch_failed(self, events: Sequence[EventT], exc: Exception) -> None:
+        """Abort the batch, then read it again from its partitions' committed offsets with a
+        state rebuilt from the changelogs; after `stream.batch_attempts` failures in a row,
+        stop the worker (exit code 1) so a supervisor restarts it.
+
+        Nothing of the batch may commit: faust acks it in take_events' finally: and commits
+        acked offsets on the way down; disarmed, those acks record nothing.
+        """
+        faust_fence.disarm(events)
+        self.batches_failed += 1
+        self.processor.metrics.counts["batches_failed"] += 1
+        self.failing_batches += 1
+        not_aborted = await faust_fence.abort(self.app, self._transactional_ids(events))
+        attempts = self.settings.stream.batch_attempts
+        where = {"events": len(events), "not_aborted": not_aborted, "failure": self.failing_batches, "attempts": attempts}
+        if self.failing_batches >= attempts:
+            log.critical("a batch failed %d times in a row; stopping the worker (nothing of it committed)", attempts,
+                         exc_info=exc, extra=where)
+            self.fatal = exc
+            await self.app.crash(exc)
+            os.kill(os.getpid(), signal.SIGTERM)  # faust's worker stops on it; the exit code is 1
+            return
+        log.error("a batch failed and was aborted; reading it again from the committed offsets", exc_info=exc, extra=where)
+        # The book and dedup index may hold the batch's effects: rebuild them before the retry.
+        self._restored = False
+        committed = faust_fence.committed_offsets(self.app)
+        for tp in sorted({event.message.tp for event in events}):
+            # The later of faust's book (a commit that succeeded before the failure moved it)
+            # and ours; neither known yet: the batch's first offset.
+            known = [o for o in (committed.get(tp), self.offsets.next_offset(tp.partition)) if o is not None]
+            resume = max(known) if known else min(e.message.offset for e in events if e.message.tp == tp)
+            self.offsets.rewind(tp.partition, resume)
+            await self._seek_back(tp.partition, resume)
+        await asyncio.sleep(min(5.0, 0.1 * 2 ** (self.failing_batches - 1)))
 
     async def _process_batch(self, stream: Any, events: Sequence[EventT]) -> list[Record]:
         """One batch, committed whole or not at all. The order is the contract:
@@ -198,12 +235,22 @@ class StreamApp:
         (disarmed, never acked) until the hole's own records arrive.
         """
         fresh: list[EventT] = []
+        again: dict[int, int] = {}
         for event in events:
-            if self.offsets.stale(event.message.partition, event.message.offset):
+            partition, offset = event.message.partition, event.message.offset
+            if self.offsets.stale(partition, offset):
                 self.processor.metrics.counts["redelivered"] += 1
                 await stream.ack(event)
+            elif self.offsets.ahead_of_rewind(partition, offset):
+                # Fetched before the seek back: it comes again after the offsets before it.
+                # Seek once more: faust's fetch loop may have delivered it after the seek and
+                # moved its read offset past the records the seek asked for.
+                faust_fence.disarm([event])
+                again[partition] = self.offsets.next_offset(partition) or 0
             else:
                 fresh.append(event)
+        for partition, resume in sorted(again.items()):
+            await self._seek_back(partition, resume)
         holes = self.offsets.holes((e.message.partition, e.message.offset) for e in fresh)
         if not holes:
             return fresh
@@ -241,7 +288,7 @@ class StreamApp:
     async def _seek_back(self, partition: int, offset: int) -> None:
         from faust.types import TP
 
-        await self.app.consumer.seek(TP(self.source.get_topic_name(), partition), offset)
+        await faust_fence.seek(self.app, TP(self.source.get_topic_name(), partition), offset)
 
     async def _commit(self, events: Sequence[EventT]) -> None:
         """Commit the batch's transactions with exactly its source offsets.
@@ -266,6 +313,7 @@ class StreamApp:
 
     def _on_assigned(self, *args: Any, **kwargs: Any) -> None:
         self._restored = False
+        self._assigned = True
 
     async def _restore(self) -> None:
         """Rebuild the processor's state from the changelogs of the assigned partitions."""
@@ -276,9 +324,12 @@ class StreamApp:
         topics = {name: table.changelog_topic.get_topic_name() for name, table in self.tables.items()}
         contents = await read_changelogs(self.settings.kafka_bootstrap, topics, partitions)
         self.processor.restore(contents)
-        # faust sought every assigned partition to its committed offset before the flow resumed.
-        committed = faust_fence.committed_offsets(self.app)
-        self.offsets.reset({tp.partition: committed.get(tp) for tp in self.app.consumer.assignment() if tp.topic == source})
+        if self._assigned:
+            # faust sought every assigned partition to its committed offset before the flow
+            # resumed. (A retry after a failed batch keeps the book: it holds the rewinds.)
+            committed = faust_fence.committed_offsets(self.app)
+            self.offsets.reset({tp.partition: committed.get(tp) for tp in self.app.consumer.assignment() if tp.topic == source})
+            self._assigned = False
         self._restored = True
 
     def _update_lag(self, records: Sequence[Record]) -> None:
@@ -300,7 +351,7 @@ class StreamApp:
 
     # -- web ----------------------------------------------------------------------------------
     def healthy(self) -> tuple[bool, dict[str, bool]]:
-        parts = {"stream": self.batches_failed == 0 and not self.app.should_stop}
+        parts = {"stream": self.failing_batches == 0 and self.fatal is None and not self.app.should_stop}
         for check in self.health_checks:
             name, ok = check()
             parts[name] = ok

@@ -38,7 +38,7 @@ def missing_internals() -> list[str]:
         ("faust.streams._current_event", faust.streams, "_current_event"),
         ("AIOKafkaConsumerThread._create_worker_consumer", AIOKafkaConsumerThread, "_create_worker_consumer"),
         ("Consumer.wait_empty", Consumer, "wait_empty"),
-        ("Consumer.seek", Consumer, "seek"),
+        ("Consumer.seek_wait", Consumer, "seek_wait"),
         ("TransactionManager.commit", TransactionManager, "commit"),
         ("Producer.abort_transaction", Producer, "abort_transaction"),
         ("Producer.begin_transaction", Producer, "begin_transaction"),
@@ -109,6 +109,13 @@ def _record_commit(app: faust.App, offsets: Mapping[TP, int]) -> None:
         acked[:] = [offset for offset in acked if offset >= next_offset]
         consumer._acked_index[tp] = set(acked)  # type: ignore[attr-defined]
         consumer._gap.pop(tp, None)  # type: ignore[attr-defined]
+
+
+async def seek(app: faust.App, tp: TP, offset: int) -> None:
+    """Seek the worker's consumer to `offset` of `tp` in the consumer's own thread, and move
+    faust's read offset with it (its `Consumer.seek` calls aiokafka from the agent's thread,
+    racing the fetcher: seen as KeyError in aiokafka's fetched_records)."""
+    await app.consumer.seek_wait({tp: offset})  # type: ignore[attr-defined]
 
 
 # -- transactions -------------------------------------------------------------------------------

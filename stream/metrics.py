@@ -10,13 +10,16 @@ COUNTERS: dict[str, str] = {
     "priced": "Events priced and published to usage.priced.",
     "unpriced": "Events published without a price (no catalog entry).",
     "duplicates": "Events skipped because their event_id was already seen.",
-    "dlq": "Messages sent to the dead-letter topic.",
+    "dlq": "Dead letters sent to the dead-letter topic (one per bad line of a message).",
     "late": "Events older than the grace period: stored, budgets unmoved.",
     "alerts": "Alert events published.",
     "budget_states": "Budget state messages published.",
     "batches": "Batches processed.",
     "redelivered": "Messages delivered again after a seek or rebalance, skipped as processed already.",
     "offset_holes": "Holes in the usage topic's offsets, read back and found empty (transaction markers).",
+    "holes_sought": "Holes in the usage topic's offsets holding records the consumer skipped: the partition was "
+    "sought back to them and nothing past them was processed.",
+    "batches_failed": "Batches that raised, were aborted (nothing of them committed) and were read again.",
     "holes_committed": "Holes in the usage topic's offsets holding records the partition's previous owner had "
     "processed and committed (its last transaction ended after this worker's assignment).",
 }

@@ -34,11 +34,30 @@ class OffsetTracker:
 
     def __init__(self) -> None:
         self._next: dict[int, int] = {}
+        self._rewound: dict[int, int] = {}
 
     def reset(self, committed: Mapping[int, int | None]) -> None:
         """A new assignment: partitions resume at their committed offsets (None: unknown,
         the first batch then sets the start: the topic may begin past 0 after retention)."""
         self._next = {partition: offset for partition, offset in committed.items() if offset is not None}
+        self._rewound = {}
+
+    def rewind(self, partition: int, offset: int) -> None:
+        """The partition was sought back to `offset` (a failed batch): it resumes there, and
+        offsets past it are ignored until `offset` itself arrives again."""
+        self._next[partition] = offset
+        self._rewound[partition] = offset
+
+    def ahead_of_rewind(self, partition: int, offset: int) -> bool:
+        """Whether `offset` was fetched before a rewind of its partition and will come again.
+        The rewind ends when its own offset arrives."""
+        target = self._rewound.get(partition)
+        if target is None:
+            return False
+        if offset == target:
+            del self._rewound[partition]
+            return False
+        return offset > target
 
     def holes(self, offsets: Iterable[tuple[int, int]]) -> list[OffsetHole]:
         """The holes in a batch's (partition, offset) pairs, without moving the book."""

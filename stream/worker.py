@@ -152,8 +152,8 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
+        return 1 if stream.fatal is not None else int(exc.code or 0)
+    return 1 if stream.fatal is not None else 0
 
 
 def _run_web_only(settings: Settings, components: list[Component]) -> int:

@@ -96,15 +96,15 @@ class WorkerProcess:
         raise AssertionError(f"metric {name} not found in:\n{body}")
 
     def supervise(self, max_restarts: int = 3) -> WorkerProcess:
-        """Restart the worker when it stops itself on records its consumer skipped, as a
-        supervisor would (`restart: on-failure`): the restart reads them from the committed offset."""
+        """Restart the worker when it exits with a failure, as a supervisor would
+        (`restart: on-failure`): the restart reads on from the committed offsets."""
         self._supervised = True
 
         def watch() -> None:
             while self._supervised and self.restarts < max_restarts:
                 proc = self.proc
                 if proc is not None and proc.poll() is not None and self._supervised:
-                    if "SkippedRecordsError" not in self.log(full=True):
+                    if proc.returncode == 0:
                         return
                     self.restarts += 1
                     self.start()

@@ -1,0 +1,127 @@
+"""A failed batch is never committed: a fault injected at each step of a real worker's batch
+path (stream/faults.py) leaves the group's committed offset and the read_committed outputs in
+step, whatever stops the worker; a restart then counts every event exactly once."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+
+from meterline.messages import BudgetState, PricedEvent
+from meterline.pricing import PriceCatalog
+from meterline.settings import Settings
+from meterline.stream.faults import FAULT_POINTS
+from tests.integration.stream.harness import Reader, WorkerProcess, event, make_producer, produce_events
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+EVENTS = 400
+TOML = """
+[stream]
+take_max = 50
+take_within = 0.05
+
+[[budgets]]
+team = "ml"
+name = "daily"
+limit_usd = "1000"
+period = "day"
+thresholds = [50]
+"""
+
+
+def committed_offset(bootstrap: str, group: str, topic: str) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(topic, 0)) or 0
+    finally:
+        consumer.close()
+
+
+def wait_exit(worker: WorkerProcess, timeout: float = 90.0) -> int:
+    assert worker.proc is not None
+    deadline = time.monotonic() + timeout
+    while worker.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert worker.proc.poll() is not None, f"the worker did not stop after the injected fault:\n{worker.log()}"
+    return worker.proc.returncode
+
+
+def priced_ids(reader: Reader) -> Counter[str]:
+    return Counter(PricedEvent.model_validate_json(r.value).event_id for r in reader.settle(quiet=2))
+
+
+@pytest.mark.parametrize("point", FAULT_POINTS)
+def test_a_batch_that_fails_at_any_step_is_aborted_and_read_again(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, point: str
+) -> None:
+    """One fault: the worker aborts the batch, rebuilds its state and reads it again; every
+    event counts once and the worker never stops."""
+    events = [event(i, team="ml") for i in range(EVENTS)]
+    catalog = PriceCatalog.load(Settings().pricing)
+    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    usage = f"{topic_prefix}usage"
+    producer = make_producer(kafka_bootstrap)
+    worker = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path, toml=TOML, env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3"})
+    worker.start()
+    priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
+    try:
+        produce_events(producer, usage, events)
+        priced.poll_until(lambda rs: len(rs) >= EVENTS, timeout=90)
+        assert priced_ids(priced) == Counter({e.event_id: 1 for e in events})
+        states = Reader(kafka_bootstrap, f"{topic_prefix}budget.state")
+        last = states.poll_until(lambda rs: bool(rs) and BudgetState.model_validate_json(rs[-1].value).spend_usd == total, timeout=60)
+        assert BudgetState.model_validate_json(last[-1].value).spend_usd == total
+        states.close()
+        assert worker.metric("meterline_stream_batches_failed_total") == 1
+        assert "injected fault at " + point in worker.log(full=True)
+        assert worker.proc is not None and worker.proc.poll() is None
+    finally:
+        priced.close()
+        producer.close()
+        assert worker.stop() == 0
+
+
+@pytest.mark.parametrize("point", ["before_send", "after_flush", "after_commit"])
+def test_a_batch_failing_every_attempt_stops_the_worker_with_nothing_of_it_committed(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, point: str
+) -> None:
+    events = [event(i, team="ml") for i in range(EVENTS)]
+    catalog = PriceCatalog.load(Settings().pricing)
+    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    usage = f"{topic_prefix}usage"
+    producer = make_producer(kafka_bootstrap)
+    # Every event is a message of the one partition: offset i holds events[i].
+    first = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path, toml=TOML, env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3", "METERLINE_STREAM__BATCH_ATTEMPTS": "1"})
+    first.start()
+    produce_events(producer, usage, events)
+    assert wait_exit(first) == 1
+    assert "injected fault at " + point in first.log(full=True)
+
+    # What is committed and what readers see agree exactly: the batch that failed is in neither.
+    committed = committed_offset(kafka_bootstrap, f"{topic_prefix}stream", usage)
+    priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
+    assert priced_ids(priced) == Counter({e.event_id: 1 for e in events[:committed]}), f"committed offset {committed}"
+    assert committed < EVENTS, "every batch committed: the fault proved nothing"
+
+    # A restart without the fault counts every event once and the budget exactly.
+    second_dir = tmp_path / "restart"
+    second_dir.mkdir()
+    second = WorkerProcess(kafka_bootstrap, topic_prefix, second_dir, toml=TOML).start()
+    try:
+        priced.poll_until(lambda rs: len(rs) >= EVENTS, timeout=90)
+        assert priced_ids(priced) == Counter({e.event_id: 1 for e in events})
+        states = Reader(kafka_bootstrap, f"{topic_prefix}budget.state")
+        last = states.poll_until(lambda rs: bool(rs) and BudgetState.model_validate_json(rs[-1].value).spend_usd == total, timeout=60)
+        assert BudgetState.model_validate_json(last[-1].value).spend_usd == total
+        states.close()
+        assert committed_offset(kafka_bootstrap, f"{topic_prefix}stream", usage) == EVENTS
+    finally:
+        priced.close()
+        producer.close()
+        assert second.stop() == 0
