@@ -7,7 +7,9 @@ exact output is tested directly (the OpenMeter habit). The I/O part only execute
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
+from operator import itemgetter
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -19,6 +21,8 @@ from meterline.sinks.rows import (
     BUDGET_SNAPSHOTS,
     DLQ_EVENT_COLUMNS,
     DLQ_EVENTS,
+    MAX_PARTITIONS_PER_INSERT,
+    PARTITION_MONTH_COLUMNS,
     SINK_BATCH_COLUMNS,
     SINK_BATCHES,
     UNPRICED_EVENT_COLUMNS,
@@ -65,12 +69,25 @@ class OffsetRange:
 
 @dataclass(frozen=True)
 class InsertBatch:
-    """One INSERT: rows for `table` in `columns` order, written with `dedup_token`."""
+    """One INSERT: rows for `table` in `columns` order, written with `dedup_token`.
+
+    `sources` (when planned from records) holds the record of each row, in the same order: a
+    row ClickHouse can never write is dead-lettered with its record's bytes. It describes
+    where the rows came from, not the insert, so it takes no part in equality.
+    """
 
     table: str
     columns: tuple[str, ...]
     rows: list[Row]
     dedup_token: str
+    sources: list[SourceRecord] | None = field(default=None, compare=False, repr=False)
+
+    def piece(self, start: int, stop: int, label: str) -> InsertBatch:
+        """Rows `start:stop` as their own insert, with the token `<token>/<label>`."""
+        return InsertBatch(
+            self.table, self.columns, self.rows[start:stop], f"{self.dedup_token}/{label}",
+            None if self.sources is None else self.sources[start:stop],
+        )
 
 
 @dataclass(frozen=True)
@@ -92,26 +109,36 @@ def plan_inserts(kind: TopicKind, batch: RangeBatch, token: str | None = None) -
     return _inserts(_plan_rows(kind, batch.records), batch.range.dedup_token if token is None else token)
 
 
-def _plan_rows(kind: TopicKind, records: list[SourceRecord]) -> dict[str, list[Row]]:
-    rows: dict[str, list[Row]] = {}
+_Planned = dict[str, tuple[list[Row], list[SourceRecord]]]
+"""Rows per table, each with the record it came from."""
+
+
+def _plan_rows(kind: TopicKind, records: list[SourceRecord]) -> _Planned:
+    planned: _Planned = {}
+
+    def add(table: str, row: Row, record: SourceRecord) -> None:
+        rows, sources = planned.setdefault(table, ([], []))
+        rows.append(row)
+        sources.append(record)
+
     for record in records:
         if record.value is None:
             continue
         try:
             if kind == "priced":
                 event = PricedEvent.model_validate_json(record.value)
-                rows.setdefault(USAGE_EVENTS, []).append(usage_event_row(event))
+                add(USAGE_EVENTS, usage_event_row(event), record)
                 if not event.priced:
-                    rows.setdefault(UNPRICED_EVENTS, []).append(unpriced_event_row(event))
+                    add(UNPRICED_EVENTS, unpriced_event_row(event), record)
             elif kind == "budget":
                 state = BudgetState.model_validate_json(record.value)
-                rows.setdefault(BUDGET_SNAPSHOTS, []).append(budget_snapshot_row(state))
+                add(BUDGET_SNAPSHOTS, budget_snapshot_row(state), record)
             else:
                 letter = DeadLetter.model_validate_json(record.value)
-                rows.setdefault(DLQ_EVENTS, []).append(dead_letter_row(letter))
+                add(DLQ_EVENTS, dead_letter_row(letter), record)
         except (ValidationError, ValueError) as exc:
-            rows.setdefault(DLQ_EVENTS, []).append(dead_letter_row(unreadable_record(kind, record, exc)))
-    return rows
+            add(DLQ_EVENTS, dead_letter_row(unreadable_record(kind, record, exc)), record)
+    return planned
 
 
 _TABLE_COLUMNS = {
@@ -122,8 +149,12 @@ _TABLE_COLUMNS = {
 }
 
 
-def _inserts(rows: dict[str, list[Row]], token: str) -> list[InsertBatch]:
-    return [InsertBatch(table, columns, rows[table], token) for table, columns in _TABLE_COLUMNS.items() if rows.get(table)]
+def _inserts(planned: _Planned, token: str) -> list[InsertBatch]:
+    return [
+        InsertBatch(table, columns, planned[table][0], token, planned[table][1])
+        for table, columns in _TABLE_COLUMNS.items()
+        if table in planned and planned[table][0]
+    ]
 
 
 @dataclass(frozen=True)
@@ -202,6 +233,7 @@ def plan_writes(kind: TopicKind, batch: RangeBatch) -> list[Write]:
         return list(plan_inserts(kind, batch))
     lines: list[SourceRecord] = []
     unpriced: list[Row] = []
+    unpriced_sources: list[SourceRecord] = []
     rest: list[SourceRecord] = []
     for record in batch.records:
         priced = stream_json_priced(record)
@@ -218,6 +250,7 @@ def plan_writes(kind: TopicKind, batch: RangeBatch) -> list[Write]:
                 rest.append(record)
                 continue
             unpriced.append(unpriced_event_row(event))
+            unpriced_sources.append(record)
         lines.append(record)
     if not lines:
         return list(plan_inserts(kind, batch))
@@ -225,10 +258,11 @@ def plan_writes(kind: TopicKind, batch: RangeBatch) -> list[Write]:
         JsonInsert(USAGE_EVENTS, lines[start : start + INSERT_CHUNK_ROWS], f"{batch.range.dedup_token}/json/{index}")
         for index, start in enumerate(range(0, len(lines), INSERT_CHUNK_ROWS))
     ]
-    rows = _plan_rows(kind, rest)
+    planned = _plan_rows(kind, rest)
     if unpriced:
-        rows[UNPRICED_EVENTS] = unpriced + rows.get(UNPRICED_EVENTS, [])
-    writes.extend(_inserts(rows, batch.range.dedup_token))
+        rows, sources = planned.get(UNPRICED_EVENTS, ([], []))
+        planned[UNPRICED_EVENTS] = (unpriced + rows, unpriced_sources + sources)
+    writes.extend(_inserts(planned, batch.range.dedup_token))
     return writes
 
 
@@ -251,22 +285,64 @@ chunks, with the same tokens, as the write it repeats, or deduplication would mi
 
 
 def insert_chunks(batch: InsertBatch, chunk_rows: int = INSERT_CHUNK_ROWS) -> list[InsertBatch]:
-    """`batch` as consecutive inserts of at most `chunk_rows` rows.
+    """`batch` as consecutive inserts of at most `chunk_rows` rows and MAX_PARTITIONS_PER_INSERT
+    partitions each.
 
     A batch that fits is returned unchanged (same token). Chunk i of a larger batch carries
     the token `<token>/<i>`: chunks are cut by position, so the same rows always give the
-    same chunks and tokens.
+    same chunks and tokens. A chunk touching more partitions than one INSERT may (events late
+    by years, one per month) is cut further by `partition_pieces`.
     """
     if len(batch.rows) <= chunk_rows:
+        chunks = [batch]
+    else:
+        chunks = [
+            batch.piece(start, start + chunk_rows, str(index))
+            for index, start in enumerate(range(0, len(batch.rows), chunk_rows))
+        ]
+    return [piece for chunk in chunks for piece in partition_pieces(chunk)]
+
+
+def partition_pieces(batch: InsertBatch, limit: int = MAX_PARTITIONS_PER_INSERT) -> list[InsertBatch]:
+    """`batch` as inserts touching at most `limit` partitions (months) each.
+
+    ClickHouse refuses a block whose rows fall in more partitions than
+    max_partitions_per_insert_block ("Too many partitions for single INSERT block"), and it
+    would refuse it again on every retry. A batch within the limit is returned unchanged
+    (same token; the span of its months is checked first, in C, so the common case costs two
+    passes of min/max). Otherwise its months are sorted and taken `limit` at a time: piece i
+    holds the rows of those months in their order, with the token `<token>/p<i>`. The same
+    rows always give the same pieces and tokens, so a replay after a crash between pieces
+    re-cuts them alike and ClickHouse drops those it already has.
+    """
+    column = PARTITION_MONTH_COLUMNS.get(batch.table)
+    if column is None or len(batch.rows) <= limit:
         return [batch]
-    return [
-        InsertBatch(batch.table, batch.columns, batch.rows[start : start + chunk_rows], f"{batch.dedup_token}/{index}")
-        for index, start in enumerate(range(0, len(batch.rows), chunk_rows))
-    ]
+    moments = list(map(itemgetter(batch.columns.index(column)), batch.rows))
+    first, last = min(moments), max(moments)
+    if (last.year - first.year) * 12 + last.month - first.month < limit:
+        return [batch]
+    months = [moment.year * 100 + moment.month for moment in moments]
+    ordered = sorted(set(months))
+    if len(ordered) <= limit:
+        return [batch]
+    group = {month: index // limit for index, month in enumerate(ordered)}
+    members: list[list[int]] = [[] for _ in range((len(ordered) + limit - 1) // limit)]
+    for position, month in enumerate(months):
+        members[group[month]].append(position)
+    return [_select(batch, positions, f"p{index}") for index, positions in enumerate(members)]
+
+
+def _select(batch: InsertBatch, positions: list[int], label: str) -> InsertBatch:
+    """The rows at `positions` (ascending) as their own insert, with the token `<token>/<label>`."""
+    rows = [batch.rows[i] for i in positions]
+    sources = None if batch.sources is None else [batch.sources[i] for i in positions]
+    return InsertBatch(batch.table, batch.columns, rows, f"{batch.dedup_token}/{label}", sources)
 
 
 def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValueError) -> DeadLetter:
-    """A DeadLetter for a record that breaks its topic's contract (kept with its bytes)."""
+    """A DeadLetter for a record that breaks its topic's contract (kept with its bytes, its
+    size and SHA-256; the sink reads a record whole, so it is line 0 of 1)."""
     not_json = False
     reason = str(error)
     if isinstance(error, ValidationError) and error.errors():
@@ -282,6 +358,8 @@ def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValueError) 
         offset=record.offset,
         key_b64=None if record.key is None else base64.b64encode(record.key).decode(),
         value_b64=base64.b64encode(record.value or b"").decode(),
+        value_size=len(record.value or b""),
+        value_sha256=hashlib.sha256(record.value or b"").hexdigest(),
         # The record's own timestamp, not the wall clock: a replay builds the same row.
         received_at=datetime.fromtimestamp(record.timestamp_ms / 1000, tz=UTC),
     )

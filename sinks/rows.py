@@ -97,12 +97,28 @@ DLQ_EVENT_COLUMNS: tuple[str, ...] = (
     "topic",
     "partition",
     "offset",
+    "line_index",
+    "line_count",
     "reason",
     "error_kind",
     "key_b64",
     "value_b64",
+    "value_size",
+    "value_sha256",
+    "truncated",
     "received_at",
 )
+
+PARTITION_MONTH_COLUMNS: dict[str, str] = {
+    USAGE_EVENTS: "occurred_at",
+    UNPRICED_EVENTS: "occurred_at",
+    DLQ_EVENTS: "received_at",
+}
+"""The tables partitioned by month (PARTITION BY toYYYYMM(column)), and that column."""
+
+MAX_PARTITIONS_PER_INSERT = 100
+"""Partitions one INSERT block may touch: ClickHouse's max_partitions_per_insert_block, set
+explicitly on every insert (sinks.writer.INSERT_SETTINGS) so the plan and the engine agree."""
 
 SINK_BATCH_COLUMNS: tuple[str, ...] = ("consumer_group", "topic", "partition", "first_offset", "last_offset", "rows")
 
@@ -204,14 +220,20 @@ def budget_snapshot_row(state: BudgetState) -> Row:
 
 
 def dead_letter_row(letter: DeadLetter) -> Row:
-    """One `dlq_events` row, in DLQ_EVENT_COLUMNS order."""
+    """One `dlq_events` row, in DLQ_EVENT_COLUMNS order: one per bad line, named by
+    (topic, partition, offset, line_index), the table's sorting key."""
     return [
         letter.topic,
         letter.partition,
         letter.offset,
+        letter.line_index,
+        letter.line_count,
         letter.reason,
         letter.error_kind,
         letter.key_b64,
         letter.value_b64,
+        letter.value_size,
+        letter.value_sha256,
+        letter.truncated,
         utc(letter.received_at),
     ]

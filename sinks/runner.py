@@ -1,11 +1,22 @@
 """ClickHouseSink: consume priced events, DLQ and budget states; write batches; commit after.
 
-The flush order is the contract (numbered in `_flush`): record the batch boundaries, write the
-rows with a token derived from those boundaries, then commit the Kafka offsets. A process
-that dies between any two steps is replayed from the committed offsets, re-cut into the same
-ranges (read back from sink_batches), and ClickHouse drops the blocks it already has, in the
-raw tables and in the rollups alike. A failed write is retried with capped backoff while the
-offsets stay uncommitted: nothing is lost and nothing is counted twice.
+The flush order is the contract (numbered in `_write` and `_commit`):
+1. record the boundaries of new ranges in sink_batches (write-ahead);
+2. write every table's rows, each insert with a token derived from its range and its place in
+   the plan (chunk, partition piece, half of a refused insert, the dead letters of its rows
+   ClickHouse can never write);
+3. commit the Kafka offsets;
+4. forget the committed ranges.
+A process that dies between any two steps, or between two inserts of step 2, is replayed from
+the committed offsets, re-cut into the same ranges (read back from sink_batches) and the same
+inserts (the plan is pure; a refusal for the data is refused again and cut alike), and
+ClickHouse drops the blocks it already has, in the raw tables and in the rollups alike.
+
+Two kinds of failure (sinks.errors): ClickHouse refusing rows for their data
+(PermanentWriteError) never stops the flush: the insert is written in pieces and a row that can
+never be written goes to dlq_events (sinks.refusals). Any other failure (TransientWriteError:
+the engine away, the network, merges behind) is retried with capped backoff while the offsets
+stay uncommitted. Nothing is lost and nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from meterline.settings import Settings
 from meterline.sinks.batches import JsonInsert, OffsetRange, RangeBatch, SourceRecord, TopicKind, plan_batch_log, plan_writes
 from meterline.sinks.batching import BatchBuffer, TopicPartition
-from meterline.sinks.errors import SinkError, SinkWriteError
+from meterline.sinks.errors import SinkError, SinkWriteError, TransientWriteError
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.writer import InsertPipeline, recorded_ranges, write_batch
 
@@ -29,9 +40,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FlushStep = Literal["recorded", "written", "committed"]
+FlushStep = Literal["recorded", "inserted", "written", "committed"]
 FlushObserver = Callable[[FlushStep, list[RangeBatch]], None]
-"""Called after each flush step with the batches concerned (logging, metrics, fault tests)."""
+"""Called after each flush step with the batches concerned (logging, metrics, fault tests);
+"inserted" after each insert of step 2 landed, on the writer thread (an exception there fails
+the write as a transient failure would: it is retried, i.e. replayed)."""
 
 METADATA_WAIT_S = 15.0
 
@@ -61,6 +74,9 @@ STAT_NAMES = (
     "write_failures",
     "commit_failures",
     "json_fallbacks",
+    "refused_inserts",
+    "unwritable_rows",
+    "dropped_rows",
     "usage_rows",
     "unpriced_rows",
     "budget_rows",
@@ -192,10 +208,13 @@ class SinkRunner:
             write_batch(client, plan_batch_log(self.consumer_group, fresh))
             self._recorded.update(b.range for b in fresh)
         self._notify("recorded", batches)
-        # 2. Write every table's rows with the range's deduplication token; decoding the
-        #    next range overlaps ClickHouse ingesting the previous one.
+        # 2. Write every table's rows with tokens derived from the range's; decoding the next
+        #    range overlaps ClickHouse ingesting the previous one. Rows refused for their data
+        #    are written in pieces or dead-lettered inside the pipeline; a transient failure
+        #    raises TransientWriteError and the caller retries this step (with step 1 done).
         counts: dict[str, int] = {}
-        with InsertPipeline(client) as pipeline:
+        observer = None if self._on_flush_step is None else (lambda _write: self._notify("inserted", batches))
+        with InsertPipeline(client, on_insert=observer) as pipeline:
             for batch in batches:
                 for insert in plan_writes(self.topics[batch.range.topic], batch):
                     pipeline.submit(insert)
@@ -206,6 +225,9 @@ class SinkRunner:
                     counts[stat] = counts.get(stat, 0) + rows
         counts["batches_written"] = len(batches)
         counts["json_fallbacks"] = pipeline.json_fallbacks
+        counts["refused_inserts"] = pipeline.refused_inserts
+        counts["unwritable_rows"] = pipeline.unwritable_rows
+        counts["dropped_rows"] = pipeline.dropped_rows
         for name, value in counts.items():
             self.stats[name] += value
         self._notify("written", batches)
@@ -235,7 +257,11 @@ class SinkRunner:
 
     # -- helpers --------------------------------------------------------------------------
     def _retry(self, what: str, action: Callable[[], Any]) -> Any:
-        """Run `action` until it succeeds; back off on SinkWriteError; None when told to stop."""
+        """Run `action` until it succeeds; back off on SinkWriteError; None when told to stop.
+
+        A TransientWriteError is what is expected here. A PermanentWriteError reaches this only
+        for rows the sink made itself (sink_batches), which have no record to dead-letter: it
+        is retried too, offsets held, rather than dropped."""
         attempt = 0
         while True:
             try:
@@ -263,12 +289,12 @@ class SinkRunner:
         try:
             client = self._client_factory()
         except Exception as exc:  # noqa: BLE001 - engine/server unavailable: retry
-            raise SinkWriteError(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+            raise TransientWriteError(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         try:
             apply_migrations(client, ttl_days=self.settings.sink.ttl_days)
         except Exception as exc:  # noqa: BLE001
             client.close()
-            raise SinkWriteError(None, f"migrations: {str(exc).splitlines()[0]}") from exc
+            raise TransientWriteError(None, f"migrations: {str(exc).splitlines()[0]}") from exc
         return client
 
     def _default_client_factory(self) -> Client:

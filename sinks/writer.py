@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from meterline.gc_control import gc_paused
 from meterline.gil_handoff import quick_gil_handoff
 from meterline.sinks.batches import InsertBatch, JsonInsert, OffsetRange, Write, exact_inserts, insert_chunks
-from meterline.sinks.errors import SinkWriteError
-from meterline.sinks.rows import SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS
+from meterline.sinks.errors import PermanentWriteError, SinkWriteError, TransientWriteError
+from meterline.sinks.refusals import RefusedRow, halves, plan_unwritable
+from meterline.sinks.rows import MAX_PARTITIONS_PER_INSERT, SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -23,11 +24,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Deterministic inserts: synchronous (async_insert is on by default in ClickHouse 26.x),
-# deduplicated by token on the table and on every materialized-view target it feeds.
+# deduplicated by token on the table and on every materialized-view target it feeds, and
+# refused for too many partitions exactly where the plan cuts (sinks.batches.partition_pieces).
 INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
     "insert_deduplicate": 1,
     "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "max_partitions_per_insert_block": MAX_PARTITIONS_PER_INSERT,
 }
 
 
@@ -104,6 +107,11 @@ def arrow_table(batch: InsertBatch) -> Any:
             # The contract bounds these (tokens <= 1e9, latency <= 1 day in ms): sent as the
             # columns' own UInt32, ClickHouse stores them without a conversion pass.
             arrays[name] = pa.array(values, type=pa.uint32())
+        elif name in _UINT64_COLUMNS:
+            arrays[name] = pa.array(values, type=pa.uint64())
+        elif name in _STRING_COLUMNS:
+            # Typed up front: a batch whose values are all None would otherwise be Arrow's null type.
+            arrays[name] = pa.array(values, type=pa.string())
         elif name in _TIME_COLUMNS:
             # Rows carry UTC datetimes (rows.utc): DateTime64(.., 'UTC') columns.
             arrays[name] = pa.array(values, type=pa.timestamp("us", tz="UTC"))
@@ -131,8 +139,11 @@ _TIME_COLUMNS = frozenset(
     {"occurred_at", "ingested_at", "period_start", "period_end", "updated_at", "received_at"}
 )
 _UINT32_COLUMNS = frozenset(
-    {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms"}
+    {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms",
+     "line_index", "line_count"}
 )
+_UINT64_COLUMNS = frozenset({"value_size"})
+_STRING_COLUMNS = frozenset({"key_b64", "value_sha256"})
 # LowCardinality(String) columns of the high-volume tables: few distinct values per batch.
 _DICTIONARY_COLUMNS = {
     USAGE_EVENTS: frozenset(
@@ -143,9 +154,15 @@ _DICTIONARY_COLUMNS = {
 
 
 def write_batch(client: Client, batch: InsertBatch) -> None:
-    """Insert `batch`; raise SinkWriteError (retryable) on any ClickHouse or network failure."""
+    """Insert `batch` (cut and dead-lettered as InsertPipeline does when ClickHouse refuses its
+    data); raise TransientWriteError (retry) when ClickHouse or the network fails."""
     with InsertPipeline(client) as pipeline:
         pipeline.submit(batch)
+
+
+InsertObserver = Callable[[Write], None]
+"""Called on the writer thread after each insert landed (fault tests, metrics); an exception
+from it fails the pipeline as a transient failure would."""
 
 
 class InsertPipeline:
@@ -157,19 +174,28 @@ class InsertPipeline:
     (meterline.gil_handoff): the engine takes the GIL back briefly many times per insert.
     Together: 100,000 rows in about 0.37 s instead of 0.55 s (bench/sink.py).
 
-    Inserts run in submission order and the first failure skips the rest, so nothing lands
-    after a failed insert it followed. Leaving the `with` block waits for every insert and
-    raises SinkWriteError if one failed.
+    An insert ClickHouse refuses for its data (PermanentWriteError) is cut in halves down to
+    single rows (sinks.refusals); what is still refused goes to dlq_events, and the pipeline
+    goes on. Inserts run in submission order and the first transient failure skips the rest,
+    so nothing lands after a failed insert it followed. Leaving the `with` block waits for
+    every insert and raises TransientWriteError if one failed.
     """
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, on_insert: InsertObserver | None = None) -> None:
         self._client = client
+        self._on_insert = on_insert
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="meterline-insert")
         self._pending: list[Future[None]] = []
         self._failure: SinkWriteError | None = None  # set by the writer thread
         self._closed = False
         self.json_fallbacks = 0
         """JSON inserts ClickHouse refused and the exact path wrote instead."""
+        self.refused_inserts = 0
+        """Inserts ClickHouse refused for their data, written in pieces instead."""
+        self.unwritable_rows = 0
+        """Rows ClickHouse refused alone, sent to dlq_events (error_kind 'unwritable')."""
+        self.dropped_rows = 0
+        """Dead letters of unwritable rows that dlq_events refused too (logged as errors)."""
         self._handoff = quick_gil_handoff()
         self._handoff.__enter__()
 
@@ -184,9 +210,10 @@ class InsertPipeline:
                 return
             try:
                 table, settings = arrow_table(chunk), insert_settings(chunk)
-            except Exception as exc:  # noqa: BLE001 - as a failed insert: retried by the caller
-                raise _write_error(chunk.table, exc) from exc
-            self._pending.append(self._executor.submit(self._insert, chunk.table, table, settings))
+            except Exception:  # noqa: BLE001 - the writer thread converts it again and classifies the failure
+                self._pending.append(self._executor.submit(self._write_chunk, chunk))
+                continue
+            self._pending.append(self._executor.submit(self._write_chunk, chunk, table, settings))
 
     def close(self) -> None:
         """Wait for every queued insert; raise SinkWriteError if one failed."""
@@ -195,7 +222,7 @@ class InsertPipeline:
         self._closed = True
         try:
             for future in self._pending:
-                future.result()  # _insert keeps its failure instead of raising
+                future.result()  # the writer thread keeps its failure instead of raising
         finally:
             self._executor.shutdown(wait=True)
             self._handoff.__exit__(None, None, None)
@@ -217,53 +244,183 @@ class InsertPipeline:
         except SinkWriteError:
             pass  # the block's own exception is the one to report
 
-    def _insert(self, table_name: str, table: Any, settings: dict[str, Any]) -> None:
+    # -- on the writer thread ---------------------------------------------------------------
+    def _write_chunk(self, chunk: InsertBatch, table: Any = None, settings: dict[str, Any] | None = None) -> None:
+        """Insert `chunk` (converted already, or here); cut it if ClickHouse refuses its data."""
         if self._failure is not None:
             return  # an earlier insert failed: the caller retries from there
         try:
+            refusal = self._try_insert(chunk, table, settings)
+            if refusal is not None:
+                self._write_refused(chunk, refusal)
+        except SinkWriteError as error:
+            self._failure = error
+
+    def _try_insert(
+        self, batch: InsertBatch, table: Any = None, settings: dict[str, Any] | None = None
+    ) -> PermanentWriteError | None:
+        """Insert `batch`: None when it landed, the refusal when ClickHouse refused its data;
+        raise TransientWriteError for any other failure."""
+        try:
+            if table is None or settings is None:
+                table, settings = arrow_table(batch), insert_settings(batch)
             if _is_embedded(self._client):
-                _insert_arrow_file(self._client, table_name, table, settings)
+                _insert_arrow_file(self._client, batch.table, table, settings)
             else:
-                self._client.insert_arrow(table_name, table, settings=settings)
-        except Exception as exc:  # noqa: BLE001 - every failure here means "not written": retry
-            self._failure = _write_error(table_name, exc)
+                self._client.insert_arrow(batch.table, table, settings=settings)
+        except Exception as exc:  # noqa: BLE001 - classified: the data's fault, or retry
+            error = classify_write_error(batch.table, exc)
+            if isinstance(error, PermanentWriteError):
+                return error
+            raise error from exc
+        self._landed(batch)
+        return None
+
+    def _write_refused(self, batch: InsertBatch, refusal: PermanentWriteError) -> None:
+        """Write `batch`, refused for its data, in pieces (sinks.refusals.halves), then the
+        dead letters of the rows refused alone as one dlq_events insert."""
+        self.refused_inserts += 1
+        log.warning("ClickHouse refused %d rows for %s (%s); writing them in pieces",
+                    len(batch.rows), batch.table, refusal.reason)
+        refused: list[RefusedRow] = []
+        self._cut(batch, refusal, refused)
+        if not refused:
+            return
+        letters = plan_unwritable(batch.dedup_token, refused)
+        self.unwritable_rows += len(refused)
+        for row in refused:
+            log.warning("ClickHouse can never write %s offset %d to %s (%s); sent to dlq_events",
+                        row.record.topic, row.record.offset, row.table, row.reason)
+        letters_refusal = self._try_insert(letters)
+        if letters_refusal is None:
+            return
+        lost: list[RefusedRow] = []
+        self._cut(letters, letters_refusal, lost)
+        for row in lost:
+            self.dropped_rows += 1
+            log.error("dlq_events refused the dead letter of %s offset %d too (%s); it is only in this log",
+                      row.record.topic, row.record.offset, row.reason)
+
+    def _cut(self, batch: InsertBatch, refusal: PermanentWriteError, refused: list[RefusedRow]) -> None:
+        """Write the halves of refused `batch`, cutting further where refused; collect the
+        single rows still refused into `refused`."""
+        if len(batch.rows) == 1:
+            if batch.sources is None:
+                raise refusal  # no record to dead-letter (a row the sink made itself): surface it
+            refused.append(RefusedRow(batch.table, batch.sources[0], refusal.reason))
+            return
+        for half in halves(batch):
+            half_refusal = self._try_insert(half)
+            if half_refusal is not None:
+                self._cut(half, half_refusal, refused)
+
+    def _landed(self, write: Write) -> None:
+        if self._on_insert is None:
+            return
+        try:
+            self._on_insert(write)
+        except Exception as exc:  # noqa: BLE001 - a fault test's crash: fails the pipeline
+            raise TransientWriteError(write.table, f"the insert observer raised {exc!r}") from exc
 
     def _insert_json(self, write: JsonInsert) -> None:
-        """Insert the JSON lines; if ClickHouse refuses them (a bad line, or ClickHouse
-        failing), write the exact path's rows and dead letters under the same token instead.
+        """Insert the JSON lines; if ClickHouse refuses them (a bad line, or a block it cannot
+        take), write the exact path's rows and dead letters under the same token instead.
         One insert of at most INSERT_CHUNK_ROWS lines is one block: refused, nothing of it
-        was written. A failure of the fallback too is the pipeline's failure (retried)."""
+        was written. A transient failure is the pipeline's failure (retried)."""
         if self._failure is not None:
             return
         blob = b"\n".join(write.rows)
         settings = json_insert_settings(write)
         try:
-            if _is_embedded(self._client):
-                _insert_file(self._client, write.table, _write_bytes(blob), "", settings, "JSONEachRow")
+            try:
+                if _is_embedded(self._client):
+                    _insert_file(self._client, write.table, _write_bytes(blob), "", settings, "JSONEachRow")
+                else:
+                    self._client.raw_insert(write.table, insert_block=blob, settings=settings, fmt="JSONEachRow")
+            except Exception as exc:  # noqa: BLE001 - classified: a refusal takes the exact path
+                error = classify_write_error(write.table, exc)
+                if not isinstance(error, PermanentWriteError):
+                    raise error from exc
+                log.warning("ClickHouse refused %d JSON rows (%s); writing them through the exact path",
+                            len(write.records), error.reason)
             else:
-                self._client.raw_insert(write.table, insert_block=blob, settings=settings, fmt="JSONEachRow")
+                self._landed(write)
+                return
+        except SinkWriteError as error:
+            self._failure = error
             return
-        except Exception as exc:  # noqa: BLE001 - a bad line or a failing ClickHouse: the exact path decides
-            log.warning("ClickHouse refused %d JSON rows (%s); writing them through the exact path",
-                        len(write.records), _first_line(exc))
         self.json_fallbacks += 1
-        try:
-            for insert in exact_inserts(write):
-                for chunk in insert_chunks(insert):
-                    self._insert(chunk.table, arrow_table(chunk), insert_settings(chunk))
-        except Exception as exc:  # noqa: BLE001 - as a failed insert: retried by the caller
-            if self._failure is None:
-                self._failure = _write_error(write.table, exc)
+        for insert in exact_inserts(write):
+            for chunk in insert_chunks(insert):
+                self._write_chunk(chunk)
+                if self._failure is not None:
+                    return
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _write_error(table_name: str, exc: Exception) -> SinkWriteError:
-    error = SinkWriteError(table_name, _first_line(exc))
-    error.__cause__ = exc
-    return error
+# ClickHouse error codes (src/Common/ErrorCodes.cpp) that name the rows' own fault: the same
+# rows are refused again however often they are sent. Any other code, and a failure without
+# one (network, a closed client, a timeout), is transient: retried as it is.
+_DATA_REFUSAL_CODES = frozenset({
+    6,    # CANNOT_PARSE_TEXT
+    15,   # DUPLICATE_COLUMN (a JSON key given twice)
+    25,   # CANNOT_PARSE_ESCAPE_SEQUENCE
+    26,   # CANNOT_PARSE_QUOTED_STRING
+    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+    38,   # CANNOT_PARSE_DATE
+    41,   # CANNOT_PARSE_DATETIME
+    53,   # TYPE_MISMATCH
+    69,   # ARGUMENT_OUT_OF_BOUND
+    70,   # CANNOT_CONVERT_TYPE
+    72,   # CANNOT_PARSE_NUMBER
+    117,  # INCORRECT_DATA (JSON: an unknown key, null for a required field, ...)
+    128,  # TOO_LARGE_ARRAY_SIZE
+    131,  # TOO_LARGE_STRING_SIZE
+    229,  # QUERY_IS_TOO_LARGE
+    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+    376,  # CANNOT_PARSE_UUID
+    407,  # DECIMAL_OVERFLOW
+    467,  # CANNOT_PARSE_BOOL
+    469,  # VIOLATED_CONSTRAINT (0006: an occurred_at usage_hourly cannot hold)
+    565,  # TOO_MANY_PARTITIONS
+    632,  # UNEXPECTED_DATA_AFTER_PARSED_VALUE
+})
+_MEMORY_LIMIT_EXCEEDED = 241
+_TOO_MANY_PARTS = 252
+
+
+def classify_write_error(table: str | None, exc: BaseException) -> SinkWriteError:
+    """`exc`, raised writing to `table`, as PermanentWriteError (the rows' fault: cut them,
+    dead-letter a row) or TransientWriteError (retry as is), carrying ClickHouse's code.
+
+    Classified by clickhouse-connect's exception and ClickHouse's error code. Two codes name
+    both kinds, and only there the message decides: TOO_MANY_PARTS is the block's shape for
+    "Too many partitions for single INSERT block" and merges falling behind for "Too many
+    parts"; MEMORY_LIMIT_EXCEEDED is the block's size for the query's limit and the server's
+    load for its "(total)" limit. Arrow refusing a value while the rows are converted is the
+    data's fault too.
+    """
+    if isinstance(exc, SinkWriteError):
+        return exc
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
+    import pyarrow as pa
+
+    reason = _first_line(exc)
+    code = exc.code if isinstance(exc, ClickHouseDriverError) else None
+    if isinstance(exc, pa.ArrowException | OverflowError):
+        return PermanentWriteError(table, reason)
+    if code in _DATA_REFUSAL_CODES:
+        return PermanentWriteError(table, reason, code)
+    message = str(exc)
+    if code == _TOO_MANY_PARTS and "partitions for single insert block" in message.lower():
+        return PermanentWriteError(table, reason, code)
+    if code == _MEMORY_LIMIT_EXCEEDED and "(total)" not in message:
+        return PermanentWriteError(table, reason, code)
+    return TransientWriteError(table, reason, code)
 
 
 def _is_embedded(client: Client) -> bool:
@@ -330,6 +487,6 @@ def recorded_ranges(client: Client, consumer_group: str, topic: str, partition: 
             "AND partition = {partition:Int32} AND last_offset >= {committed:Int64} ORDER BY first_offset",
             parameters={"group": consumer_group, "topic": topic, "partition": partition, "committed": committed},
         )
-    except Exception as exc:  # noqa: BLE001
-        raise SinkWriteError(SINK_BATCHES, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from exc
+    except Exception as exc:  # noqa: BLE001 - a read refuses no data: retry whatever it was
+        raise TransientWriteError(SINK_BATCHES, _first_line(exc), getattr(exc, "code", None)) from exc
     return [OffsetRange(topic, partition, int(first), int(last)) for first, last in result.result_rows]

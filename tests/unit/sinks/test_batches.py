@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -114,8 +115,25 @@ def test_dead_letters_are_stored_with_their_original_coordinates() -> None:
     letter = DeadLetter(reason="not json", error_kind="not_json", topic="m.usage", partition=2, offset=41,
                         key_b64=None, value_b64="e30=", received_at=INGESTED)
     batch = RangeBatch(OffsetRange("m.usage.dlq", 0, 0, 0), [record(0, letter.model_dump_json().encode(), "m.usage.dlq")])
-    assert plan_inserts("dlq", batch) == [
-        InsertBatch("dlq_events", DLQ_EVENT_COLUMNS, [["m.usage", 2, 41, "not json", "not_json", None, "e30=", INGESTED]], "m.usage.dlq:0:0-0")
+    (insert,) = plan_inserts("dlq", batch)
+    assert (insert.table, insert.columns, insert.dedup_token) == ("dlq_events", DLQ_EVENT_COLUMNS, "m.usage.dlq:0:0-0")
+    assert insert.rows == [["m.usage", 2, 41, 0, 1, "not json", "not_json", None, "e30=", None, None, False, INGESTED]]
+
+
+def test_every_bad_line_of_a_message_is_its_own_dlq_row() -> None:
+    letters = [
+        DeadLetter(reason=f"line {i}: schema", error_kind="schema", topic="m.usage", partition=0, offset=7, line_index=i,
+                   line_count=5, key_b64=None, value_b64="eyJ4Ijox", value_size=9, value_sha256="ab" * 32,
+                   truncated=i == 4, received_at=INGESTED)
+        for i in (0, 2, 4)
+    ]
+    records = [record(i, letter.model_dump_json().encode(), "m.usage.dlq") for i, letter in enumerate(letters)]
+    (insert,) = plan_inserts("dlq", RangeBatch(OffsetRange("m.usage.dlq", 0, 0, 2), records))
+    column = {name: i for i, name in enumerate(DLQ_EVENT_COLUMNS)}
+    key = ("topic", "partition", "offset", "line_index")
+    assert [tuple(row[column[name]] for name in key) for row in insert.rows] == [("m.usage", 0, 7, i) for i in (0, 2, 4)]
+    assert [(row[column["line_count"]], row[column["value_size"]], row[column["truncated"]]) for row in insert.rows] == [
+        (5, 9, False), (5, 9, False), (5, 9, True)
     ]
 
 
@@ -124,11 +142,13 @@ def test_a_record_breaking_the_contract_is_kept_in_dlq_events_not_dropped() -> N
     batch = RangeBatch(OffsetRange("m.usage.priced", 0, 5, 6), [record(5, b"{oops", key=b"k"), record(6, good)])
     usage, dlq = plan_inserts("priced", batch)
     assert len(usage.rows) == 1
-    (row,) = dlq.rows
-    assert row[:3] == ["m.usage.priced", 0, 5]
-    assert row[3].startswith("sink could not read a priced message") and row[4] == "not_json"
-    assert row[5] == base64.b64encode(b"k").decode() and base64.b64decode(row[6]) == b"{oops"
-    assert row[7] == datetime.fromtimestamp(1_790_000_000, tz=UTC)
+    (values,) = dlq.rows
+    row = dict(zip(DLQ_EVENT_COLUMNS, values, strict=True))
+    assert (row["topic"], row["partition"], row["offset"], row["line_index"], row["line_count"]) == ("m.usage.priced", 0, 5, 0, 1)
+    assert row["reason"].startswith("sink could not read a priced message") and row["error_kind"] == "not_json"
+    assert row["key_b64"] == base64.b64encode(b"k").decode() and base64.b64decode(row["value_b64"]) == b"{oops"
+    assert (row["value_size"], row["value_sha256"], row["truncated"]) == (5, hashlib.sha256(b"{oops").hexdigest(), False)
+    assert row["received_at"] == datetime.fromtimestamp(1_790_000_000, tz=UTC)
     # Replayed, the same bytes plan the same row: the token dedups the block.
     assert plan_inserts("priced", batch)[1] == dlq
 
@@ -152,8 +172,9 @@ def test_money_beyond_decimal_38_12_goes_to_dlq_events_instead_of_blocking_the_p
     batch = RangeBatch(OffsetRange("m.usage.priced", 0, 0, 1), [record(0, huge), record(1, fits)])
     usage, dlq = plan_inserts("priced", batch)
     assert usage.rows[0][USAGE_EVENT_COLUMNS.index("cost_usd")] == Decimal("99999999999999999999999999.999999999999")
-    assert dlq.rows[0][3] == "sink could not read a priced message: 1E+27 USD does not fit Decimal(38, 12)"
-    assert dlq.rows[0][4] == "schema"
+    reason, kind = DLQ_EVENT_COLUMNS.index("reason"), DLQ_EVENT_COLUMNS.index("error_kind")
+    assert dlq.rows[0][reason] == "sink could not read a priced message: 1E+27 USD does not fit Decimal(38, 12)"
+    assert dlq.rows[0][kind] == "schema"
 
 
 def test_a_large_insert_is_cut_into_chunks_by_position_with_their_own_tokens() -> None:
@@ -234,4 +255,4 @@ def test_json_lines_are_cut_into_chunks_by_position_and_fall_back_to_exact_rows_
     usage, dlq = exact_inserts(fallback)  # no unpriced_events rows: plan_writes planned those
     assert (usage.table, usage.dedup_token, [row[0] for row in usage.rows]) == ("usage_events", "t/json/0", ["ev-0", "ev-u"])
     assert (dlq.table, dlq.dedup_token, dlq.rows[0][2]) == ("dlq_events", "t/json/0", 9)
-    assert dlq.rows[0][3].startswith("sink could not read a priced message: input_tokens")
+    assert dlq.rows[0][DLQ_EVENT_COLUMNS.index("reason")].startswith("sink could not read a priced message: input_tokens")
