@@ -87,9 +87,8 @@ def list_deliveries(
 ) -> None:
     """Show recent alert deliveries and their status (sending, sent, failed) from ClickHouse.
 
-    Reads alert_deliveries through METERLINE_CLICKHOUSE_DSN (default: the embedded database).
-    While a `meterline worker` holds the embedded database, use
-    `meterline sql "SELECT * FROM alert_deliveries FINAL ORDER BY recorded_at DESC"` instead.
+    Reads alert_deliveries through METERLINE_CLICKHOUSE_DSN (default: the embedded database),
+    or through the worker's /sql endpoint while a `meterline worker` holds the embedded database.
     """
     from datetime import timedelta
 
@@ -99,22 +98,27 @@ def list_deliveries(
     from meterline.alerts.store import DeliveryLog
     from meterline.cli import fail, settings_from
     from meterline.settings import parse_duration
-    from meterline.sinks.client import ClickHouseUnavailableError, open_client
+    from meterline.sinks.client import ClickHouseUnavailableError, is_embedded, open_client
+    from meterline.sinks.routing import embedded_path, embedded_path_is_held
 
     window = parse_duration(since)
     if not isinstance(window, timedelta):
         raise fail(f"--since {since!r} is not a duration: use e.g. 90s, 15m, 24h, 7d")
     settings = settings_from(ctx)
-    try:
-        client = open_client(settings.effective_clickhouse_dsn)
-    except ClickHouseUnavailableError as exc:
-        raise fail(str(exc)) from exc
-    try:
-        if not client.command("EXISTS TABLE alert_deliveries"):
-            raise fail("ClickHouse has no alert_deliveries table yet: run `meterline migrate`")
-        records = DeliveryLog(client).recent(datetime.now(UTC) - window, limit)
-    finally:
-        client.close()
+    dsn = settings.effective_clickhouse_dsn
+    if is_embedded(dsn) and embedded_path_is_held(embedded_path(dsn)):
+        records = _recent_via_worker(settings, datetime.now(UTC) - window, limit)
+    else:
+        try:
+            client = open_client(dsn)
+        except ClickHouseUnavailableError as exc:
+            raise fail(str(exc)) from exc
+        try:
+            if not client.command("EXISTS TABLE alert_deliveries"):
+                raise fail("ClickHouse has no alert_deliveries table yet: run `meterline migrate`")
+            records = DeliveryLog(client).recent(datetime.now(UTC) - window, limit)
+        finally:
+            client.close()
     console = Console()
     if not records:
         console.print(f"no alert deliveries in the last {since}")
@@ -134,3 +138,30 @@ def list_deliveries(
             record.reason or record.external_id,
         )
     console.print(table)
+
+
+def _recent_via_worker(settings, since: datetime, limit: int):  # type: ignore[no-untyped-def]
+    """DeliveryLog.recent through the worker's /sql, for when the worker holds the database."""
+    import orjson
+
+    from meterline.alerts.store import COLUMNS, TABLE, DeliveryRecord
+    from meterline.cli import fail
+    from meterline.sinks.errors import SinkError
+    from meterline.sinks.routing import query_via_worker
+
+    sql = (
+        f"SELECT {', '.join(COLUMNS)} FROM {TABLE} FINAL "
+        f"WHERE recorded_at >= toDateTime64('{since.strftime('%Y-%m-%d %H:%M:%S.%f')[:-3]}', 3, 'UTC') "
+        f"ORDER BY recorded_at DESC LIMIT {int(limit)}"
+    )
+    try:
+        _, body = query_via_worker(settings, sql, "json")
+    except SinkError as exc:
+        raise fail(str(exc)) from exc
+    records = []
+    for row in orjson.loads(body)["rows"]:
+        values = [row[column] for column in COLUMNS]
+        values[4] = int(values[4])
+        values[11] = datetime.fromisoformat(str(values[11])).replace(tzinfo=UTC)
+        records.append(DeliveryRecord(*values))
+    return records

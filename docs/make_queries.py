@@ -50,11 +50,14 @@ for ins in plan_inserts("budget", RangeBatch(OffsetRange("meterline.budget.state
 
 out = ["# Cost questions in SQL", "",
 "People answer cost questions with plain ClickHouse SQL. `meterline sql` runs one read-only",
-"statement (`readonly=1`; SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS) against the embedded",
+"statement (SELECT, WITH, SHOW TABLES, EXPLAIN of a SELECT) against the embedded",
 "database, a ClickHouse server (`METERLINE_CLICKHOUSE_DSN=http://user:pass@host:8123/db`), or,",
 "while `meterline worker` holds the embedded database, through the worker's `/sql` endpoint:", "",
 "```console", "$ meterline sql \"SELECT * FROM spend_per_team_month\" --format table   # or csv, json", "```", "",
-"JSON output carries money as exact decimal strings. Writes and DDL are refused with a clear error.", "",
+"JSON output carries money as exact decimal strings. Writes and DDL are refused with a clear error,
+and so is anything beyond the cost database: files, URLs, other servers and databases, dictionaries,
+SETTINGS, FORMAT and INTO OUTFILE; the functions allowed are listed in `sinks/sql_allowlist.py`.
+Columns of a table: `SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'usage_events'`.", "",
 "## Tables and views", "",
 "| name | what it holds |", "| --- | --- |",
 "| `usage_events` | every priced event (all `PricedEvent` fields, `cost_usd` is the total); ReplacingMergeTree on `event_id`: add `FINAL` for exact counts on raw rows |",

@@ -109,13 +109,22 @@ def run_checks(settings: Settings) -> list[Check]:
 
     dsn = settings.effective_clickhouse_dsn
     kind = "embedded chDB" if settings.clickhouse_is_embedded else "server"
+    from meterline.sinks.routing import embedded_path, embedded_path_is_held, query_via_worker
+
     try:
-        client = open_client(dsn)
-        try:
-            version = client.server_version
-            client.query("SELECT 1")
-        finally:
-            client.close()
+        if settings.clickhouse_is_embedded and embedded_path_is_held(embedded_path(dsn)):
+            import orjson
+
+            _, body = query_via_worker(settings, "SELECT version() AS version", "json")
+            version = orjson.loads(body)["rows"][0]["version"]
+            kind += " (held by the running worker, asked through its /sql)"
+        else:
+            client = open_client(dsn)
+            try:
+                version = client.server_version
+                client.query("SELECT 1")
+            finally:
+                client.close()
         checks.append(Check("clickhouse", True, f"{kind} at {redact_dsn(dsn)}, ClickHouse {version}"))
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("clickhouse", False, f"{kind} at {redact_dsn(dsn)}: {exc}"))

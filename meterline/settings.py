@@ -115,6 +115,9 @@ class StreamSettings(_Section):
     """Worker web endpoint host (default loopback only)."""
     web_port: int = Field(6066, ge=1, le=65535)
     """Worker web endpoint port: /healthz, /metrics, /sql (default 6066)."""
+    web_token: SecretStr | None = None
+    """Bearer token that /sql and /metrics require (`METERLINE_STREAM__WEB_TOKEN`; default none).
+    Required when web_host is not loopback: the worker refuses to start without one."""
     forecast_min_elapsed: float = Field(0.1, ge=0, le=1)
     """Fraction of a period that must pass before a forecast alert (default 0.1)."""
     forecast_min_spend_fraction: float = Field(0.05, ge=0, le=1)
@@ -152,6 +155,26 @@ class SinkSettings(_Section):
     """Drop raw events older than this many days (default: keep forever)."""
     retry_max_seconds: float = Field(30.0, gt=0)
     """Cap of the backoff between failed writes (default 30 s)."""
+
+
+class SqlSettings(_Section):
+    """Bounds of the read-only SQL that `/sql` and `meterline sql` run."""
+
+    max_execution_time: float = Field(30.0, gt=0)
+    """Seconds a query may run before the engine cancels it (default 30; `METERLINE_SQL__MAX_EXECUTION_TIME`)."""
+    max_memory_usage: int = Field(1 << 30, ge=1 << 20)
+    """Bytes of memory a query may use (default 1 GiB; `METERLINE_SQL__MAX_MEMORY_USAGE`)."""
+    max_result_rows: int = Field(100_000, ge=1)
+    """Rows a result may hold (default 100,000; `METERLINE_SQL__MAX_RESULT_ROWS`)."""
+    max_result_bytes: int = Field(64 << 20, ge=1024)
+    """Bytes a result may hold (default 64 MiB; `METERLINE_SQL__MAX_RESULT_BYTES`)."""
+    max_threads: int = Field(1, ge=1)
+    """Engine threads per query (default 1, so /sql leaves the sink a core; `METERLINE_SQL__MAX_THREADS`)."""
+    max_query_bytes: int = Field(65_536, ge=256)
+    """Longest query text accepted (default 64 KiB; `METERLINE_SQL__MAX_QUERY_BYTES`)."""
+    max_concurrent: int = Field(2, ge=1, le=16)
+    """Queries /sql runs at once; one more is answered 429 with Retry-After (default 2;
+    `METERLINE_SQL__MAX_CONCURRENT`)."""
 
 
 class PricingSettings(_Section):
@@ -290,6 +313,7 @@ class Settings(BaseSettings):
     local_kafka: LocalKafkaSettings = Field(default_factory=LocalKafkaSettings)
     stream: StreamSettings = Field(default_factory=StreamSettings)
     sink: SinkSettings = Field(default_factory=SinkSettings)
+    sql: SqlSettings = Field(default_factory=SqlSettings)
     pricing: PricingSettings = Field(default_factory=PricingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     budgets: list[BudgetConfig] = Field(default_factory=list)

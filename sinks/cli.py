@@ -50,10 +50,10 @@ def migrate(ctx: typer.Context) -> None:
 
 def sql(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(help="One read-only statement: SELECT, WITH, SHOW, DESCRIBE, EXPLAIN, EXISTS.")],
+    query: Annotated[str, typer.Argument(help="One read-only statement: SELECT, WITH, SHOW TABLES, EXPLAIN.")],
     output: Annotated[str, typer.Option("--format", "-f", help="Output: table, csv or json.")] = "table",
 ) -> None:
-    """Run read-only SQL (readonly=1) on the cost database and print the rows.
+    """Run read-only SQL on the cost database (checked, bounded) and print the rows.
 
     Works on a server DSN directly and on the embedded database; while a `meterline worker`
     holds the embedded database, the query goes through the worker's /sql web endpoint.

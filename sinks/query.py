@@ -1,16 +1,24 @@
-"""Read-only SQL for people: check the statement, run it with readonly=1, render the rows.
+"""Read-only SQL for people: check the statement with ClickHouse's own parse, run it bounded.
 
-Two guards: the statement must start with a reading keyword (ClickHouse lets a few state
-changes such as `SYSTEM STOP MERGES` through readonly=1), and the engine runs it with
-`readonly=1`, which refuses writes, DDL, setting changes and file/url table functions.
+1. One engine call parses the text (given as a bound parameter, so nothing can be injected
+   around it): `formatQuerySingleLine` gives the canonical text of exactly one statement (a
+   second statement, an unclosed comment or a syntax error fails here), `parseQueryToJSON` its
+   syntax tree, and the same call says which tables the cost database holds.
+2. `sql_guard.check_tree` refuses anything but a read of the cost database (pure, no engine).
+3. The canonical text, the one whose tree was checked, runs with `readonly=1` and the limits
+   of `QueryLimits` (time, memory, result rows and bytes), tagged so that it can be cancelled.
+
+In embedded chDB `readonly=1` stops neither the scalar `file()` nor `INTO OUTFILE`, and its
+`user_files_path` can be set but does not confine `file()` (an absolute path is read anyway,
+measured on chDB 26.9): step 2 is what keeps the files out.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -18,58 +26,133 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import orjson
 
 from meterline.sinks.errors import ReadOnlyQueryError
+from meterline.sinks.sql_guard import CostDatabase, SqlRefusedError, check_tree, refuse_statement
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
 
+    from meterline.settings import SqlSettings
+
 OutputFormat = Literal["table", "csv", "json"]
 OUTPUT_FORMATS: tuple[str, ...] = get_args(OutputFormat)
-READING_KEYWORDS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
 CONTENT_TYPES = {"table": "text/plain; charset=utf-8", "csv": "text/csv; charset=utf-8", "json": "application/json"}
-READONLY_SETTINGS = {"readonly": 1}
+QUERY_TAG = "meterline-sql"
+"""A comment ending every query /sql runs (`/* meterline-sql <id> */`): how a stop finds and kills it."""
+_PARSE_SQL = (
+    "SELECT formatQuerySingleLine({q:String}) AS canonical, parseQueryToJSON(canonical) AS tree, "
+    "currentDatabase() AS db, (SELECT groupArray(name) FROM system.tables WHERE database = currentDatabase()) AS tables"
+)
 
-_COMMENT_RE = re.compile(r"--[^\n]*|/\*.*?\*/", re.DOTALL)
-_STRING_RE = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`(?:[^`\\]|\\.)*`", re.DOTALL)
-_FORMAT_RE = re.compile(r"\bFORMAT\s+\w+\s*$", re.IGNORECASE)
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """The bounds every /sql query runs under (see `SqlSettings` for the defaults)."""
+
+    max_execution_time: float = 30.0
+    max_memory_usage: int = 1 << 30
+    max_result_rows: int = 100_000
+    max_result_bytes: int = 64 << 20
+    max_threads: int = 1
+    max_query_bytes: int = 65_536
+
+    def engine_settings(self) -> dict[str, Any]:
+        return {
+            "readonly": 1,
+            "max_execution_time": self.max_execution_time,
+            "timeout_overflow_mode": "throw",
+            "max_memory_usage": self.max_memory_usage,
+            "max_result_rows": self.max_result_rows,
+            "max_result_bytes": self.max_result_bytes,
+            "result_overflow_mode": "throw",
+            "max_threads": self.max_threads,
+        }
 
 
-def check_read_only(sql: str) -> str:
-    """The statement without trailing `;`; ReadOnlyQueryError unless it only reads."""
-    text = _COMMENT_RE.sub(" ", sql).strip().rstrip(";").strip()
-    if not text:
-        raise ReadOnlyQueryError("the query is empty: give one SELECT statement")
-    bare = _STRING_RE.sub("''", text)
-    if ";" in bare:
-        raise ReadOnlyQueryError("give one statement at a time (found `;` between statements)")
-    keyword = re.match(r"[(\s]*([A-Za-z]+)", bare)
-    first = keyword.group(1).upper() if keyword else ""
-    if first not in READING_KEYWORDS:
-        raise ReadOnlyQueryError(
-            f"`{first or text[:20]}` is refused: meterline sql is read-only and runs only "
-            f"{', '.join(READING_KEYWORDS)} statements. Write through the pipeline, and change "
-            "the schema with `meterline migrate`."
+def limits_of(settings: SqlSettings | None) -> QueryLimits:
+    if settings is None:
+        return QueryLimits()
+    return QueryLimits(
+        max_execution_time=settings.max_execution_time,
+        max_memory_usage=settings.max_memory_usage,
+        max_result_rows=settings.max_result_rows,
+        max_result_bytes=settings.max_result_bytes,
+        max_threads=settings.max_threads,
+        max_query_bytes=settings.max_query_bytes,
+    )
+
+
+def prepare_query(client: Client, sql: str, limits: QueryLimits) -> str:
+    """The canonical text of `sql` once ClickHouse's parse shows it only reads the cost database."""
+    size = len(sql.encode())
+    if size > limits.max_query_bytes:
+        raise SqlRefusedError(
+            f"the query is {size:,} bytes, more than sql.max_query_bytes ({limits.max_query_bytes:,}): "
+            "a long IN list belongs in a table or a subquery"
         )
-    if _FORMAT_RE.search(bare):
-        raise ReadOnlyQueryError("drop the FORMAT clause and choose the output with --format table|csv|json")
-    return text
+    if not sql.strip().rstrip(";").strip():
+        raise ReadOnlyQueryError("the query is empty: give one SELECT statement")
+    try:
+        result = client.query(
+            _PARSE_SQL, parameters={"q": sql}, settings={"readonly": 1, "max_parser_depth": 300, "max_execution_time": 10}
+        )
+    except Exception as exc:  # noqa: BLE001 - the engine's parse says what is wrong
+        raise _parse_error(exc) from exc
+    canonical, tree_json, db, tables = result.result_rows[0]
+    try:
+        tree = orjson.loads(tree_json)
+    except orjson.JSONDecodeError as exc:
+        raise SqlRefusedError("the query is too deeply nested to check: simplify it") from exc
+    check_tree(tree, CostDatabase(name=str(db), tables=frozenset(str(t) for t in tables)))
+    return str(canonical)
 
 
-def run_readonly_query(client: Client, sql: str, fmt: str) -> tuple[str, bytes]:
-    """Run one reading statement with readonly=1; return (content type, rendered body)."""
+def run_readonly_query(
+    client: Client, sql: str, fmt: str, limits: QueryLimits | None = None, *, query_id: str = ""
+) -> tuple[str, bytes]:
+    """Check one reading statement, run it bounded; return (content type, rendered body)."""
     if fmt not in OUTPUT_FORMATS:
         raise ReadOnlyQueryError(f"unknown format {fmt!r}: use one of {', '.join(OUTPUT_FORMATS)}")
-    statement = check_read_only(sql)
+    limits = limits or QueryLimits()
+    statement = prepare_query(client, sql, limits)
     try:
-        result = client.query(statement, settings=READONLY_SETTINGS)
+        result = client.query(f"{statement}\n/* {QUERY_TAG} {query_id} */", settings=limits.engine_settings())
     except Exception as exc:  # noqa: BLE001 - the engine's message says what is wrong
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "READONLY" in message:
-            message += " (meterline sql is read-only)"
-        elif "UNKNOWN_TABLE" in message:
-            message += " (run `meterline migrate` if the schema was never created)"
-        raise ReadOnlyQueryError(message) from exc
+        raise ReadOnlyQueryError(_engine_message(exc, limits)) from exc
     types = [t.name for t in result.column_types]
     return CONTENT_TYPES[fmt], render(list(result.column_names), types, result.result_rows, fmt)  # type: ignore[arg-type]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _parse_error(exc: Exception) -> ReadOnlyQueryError:
+    message = _first_line(exc)
+    if "Multi-statements are not allowed" in message:
+        return SqlRefusedError("give one statement at a time (found a second statement after `;`)")
+    marker = "AST node of type '"
+    if marker in message:
+        node_type = message.split(marker, 1)[1].split("'", 1)[0]
+        return refuse_statement(node_type)
+    if "SYNTAX_ERROR" in message or "Syntax error" in message:
+        return ReadOnlyQueryError(message.split(": In scope", 1)[0].replace("DB::Exception: ", ""))
+    return ReadOnlyQueryError(f"the query could not be parsed: {message}")
+
+
+def _engine_message(exc: Exception, limits: QueryLimits) -> str:
+    message = _first_line(exc)
+    if "TIMEOUT_EXCEEDED" in message:
+        message += f" (sql.max_execution_time is {limits.max_execution_time:g} s: narrow the query)"
+    elif "QUERY_WAS_CANCELLED" in message:
+        message += " (the worker is stopping, or the query was cancelled)"
+    elif "MEMORY_LIMIT_EXCEEDED" in message:
+        message += f" (sql.max_memory_usage is {limits.max_memory_usage:,} bytes: aggregate more, select less)"
+    elif "TOO_MANY_ROWS_OR_BYTES" in message:
+        message += " (add a LIMIT or aggregate: /sql caps result rows and bytes)"
+    elif "UNKNOWN_TABLE" in message:
+        message += " (run `meterline migrate` if the schema was never created)"
+    return message
 
 
 def render(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence[Any]], fmt: OutputFormat) -> bytes:

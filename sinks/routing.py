@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from meterline.settings import Settings
 from meterline.sinks.client import is_embedded, open_client
 from meterline.sinks.errors import ReadOnlyQueryError, SinkError
-from meterline.sinks.query import run_readonly_query
+from meterline.sinks.query import limits_of, run_readonly_query
 
 Via = Literal["direct", "worker"]
 
@@ -48,15 +48,20 @@ def embedded_path_is_held(path: Path) -> bool:
 
 
 def worker_sql_url(settings: Settings) -> str:
-    return f"http://{settings.stream.web_host}:{settings.stream.web_port}/sql"
+    host = settings.stream.web_host
+    if host in {"0.0.0.0", "::", ""}:  # listening everywhere: this machine answers on loopback
+        host = "127.0.0.1"
+    return f"http://{host}:{settings.stream.web_port}/sql"
 
 
 def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60.0) -> tuple[str, bytes]:
     """POST the query to the worker's /sql endpoint; ReadOnlyQueryError for a refused query."""
     url = worker_sql_url(settings)
-    request = urllib.request.Request(
-        url, data=json.dumps({"sql": sql, "format": fmt}).encode(), headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    token = settings.stream.web_token
+    if token is not None and token.get_secret_value():
+        headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+    request = urllib.request.Request(url, data=json.dumps({"sql": sql, "format": fmt}).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
             return response.headers.get("Content-Type", "text/plain"), response.read()
@@ -64,6 +69,12 @@ def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60
         message = exc.read().decode("utf-8", "replace").strip()
         if exc.code == 400:
             raise ReadOnlyQueryError(message) from exc
+        if exc.code == 401:
+            raise WorkerUnreachableError(
+                f"the worker at {url} wants its token: set METERLINE_STREAM__WEB_TOKEN to the worker's stream.web_token"
+            ) from exc
+        if exc.code == 429:
+            raise WorkerUnreachableError(f"the worker at {url} is busy: {message}") from exc
         raise WorkerUnreachableError(f"the worker at {url} answered {exc.code}: {message}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise WorkerUnreachableError(
@@ -81,7 +92,7 @@ def run_sql(settings: Settings, sql: str, fmt: str) -> tuple[str, bytes, Via]:
         return content_type, body, "worker"
     client = open_client(dsn)
     try:
-        content_type, body = run_readonly_query(client, sql, fmt)
+        content_type, body = run_readonly_query(client, sql, fmt, limits_of(settings.sql))
     finally:
         client.close()
     return content_type, body, "direct"

@@ -183,14 +183,19 @@ def make_sql_proxy(sidecar: Sidecar) -> Callable[[Any], Any]:
     async def handle(request: web.Request) -> web.Response:
         body = await request.read()
         headers = {"Content-Type": request.headers.get("Content-Type", "application/json")}
+        if "Authorization" in request.headers:  # the child checks the same token
+            headers["Authorization"] = request.headers["Authorization"]
         try:
             async with ClientSession(timeout=ClientTimeout(total=300)) as session:
                 async with session.request(
                     request.method, f"{sidecar.url}/sql", params=request.query, data=body, headers=headers
                 ) as answer:
                     payload = await answer.read()
-                    content_type = answer.headers.get("Content-Type", "text/plain")
-                    return web.Response(status=answer.status, body=payload, headers={"Content-Type": content_type})
+                    forwarded = {"Content-Type": answer.headers.get("Content-Type", "text/plain")}
+                    for name in ("Retry-After", "WWW-Authenticate"):
+                        if name in answer.headers:
+                            forwarded[name] = answer.headers[name]
+                    return web.Response(status=answer.status, body=payload, headers=forwarded)
         except (ClientError, OSError) as exc:
             return web.Response(
                 status=503,

@@ -98,6 +98,9 @@ def run_worker(
     (see sidecar.py) and this one runs the stream.
     """
     configure_logging(log_level)
+    from meterline.stream.web_auth import check_web_binding
+
+    check_web_binding(settings.stream)
     if parts is None:
         parts = {only} if only else set(PARTS)
     ensure_topics(settings)
@@ -124,10 +127,16 @@ def run_worker(
         log.info("worker stopped")
 
 
-def _mount_sql(router: Any, settings: Settings) -> None:
-    from meterline.sinks.web import make_sql_handler
+def _mount_sql(app: Any, settings: Settings) -> None:
+    from meterline.sinks.web import mount_sql
 
-    router.add_route("*", "/sql", make_sql_handler(_client_factory(settings)))
+    mount_sql(app, _client_factory(settings), settings.sql)
+
+
+def _protect(app: Any, settings: Settings) -> None:
+    from meterline.stream.web_auth import bearer_middleware
+
+    app.middlewares.append(bearer_middleware(settings.stream))
 
 
 def _run_stream(settings: Settings, components: list[Component], log_level: str, sidecar: Sidecar | None) -> int:
@@ -137,9 +146,11 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
 
     stream = StreamApp(settings)
     stream.health_checks.extend(c.check for c in components)
-    router = stream.app.web.web_app.router
+    web_app = stream.app.web.web_app
+    router = web_app.router
+    _protect(web_app, settings)
     if any(c.name == "sink" for c in components):
-        _mount_sql(router, settings)
+        _mount_sql(web_app, settings)
     if sidecar is not None:
         from meterline.stream.sidecar import make_sql_proxy
 
@@ -175,10 +186,11 @@ def _run_web_only(settings: Settings, components: list[Component]) -> int:
 
     async def main() -> None:
         app = web.Application()
+        _protect(app, settings)
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/metrics", metrics)
         if any(c.name == "sink" for c in components):
-            _mount_sql(app.router, settings)
+            _mount_sql(app, settings)
         runner = web.AppRunner(app)
         await runner.setup()
         site = web.TCPSite(runner, settings.stream.web_host, settings.stream.web_port)

@@ -1,7 +1,9 @@
 """Stands in for a worker: holds a chDB path and serves make_sql_handler on loopback.
 
 Run by test_sql: `python sql_worker.py DSN PORT`. Writes 200 sample events, prints READY,
-and serves until stdin closes.
+and serves until stdin closes (then stops as the worker does: running queries are killed).
+/sql has the worker's bearer check and `sql` limits, read from METERLINE_* variables; /healthz
+answers while queries run.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_
 from meterline.sinks.client import open_client
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.samples import sample_priced_events
-from meterline.sinks.web import make_sql_handler
+from meterline.settings import load_settings
+from meterline.sinks.web import mount_sql
+from meterline.stream.web_auth import bearer_middleware
 from meterline.sinks.writer import write_batch
 
 
@@ -26,8 +30,14 @@ async def main(dsn: str, port: int) -> None:
     records = [SourceRecord("w.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
     for insert in plan_inserts("priced", RangeBatch(OffsetRange("w.usage.priced", 0, 0, 199), records)):
         write_batch(client, insert)
-    app = web.Application()
-    app.router.add_route("*", "/sql", make_sql_handler(lambda: open_client(dsn)))
+    settings = load_settings()
+    app = web.Application(middlewares=[bearer_middleware(settings.stream)])
+    mount_sql(app, lambda: open_client(dsn), settings.sql)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    app.router.add_get("/healthz", healthz)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()

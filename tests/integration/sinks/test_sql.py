@@ -28,7 +28,7 @@ REFUSED = [
     ("DROP TABLE usage_events", "`DROP` is refused"),
     ("SYSTEM STOP MERGES", "`SYSTEM` is refused"),
     ("SELECT 1; DROP TABLE usage_events", "one statement at a time"),
-    ("SELECT * FROM file('/etc/hostname', 'LineAsString')", "readonly mode"),
+    ("SELECT * FROM file('/etc/hostname', 'LineAsString')", "table function file"),
     ("SELECT 1 SETTINGS readonly = 0", "readonly"),
     ("SELECT 1 FORMAT CSV", "--format"),
 ]
@@ -116,3 +116,144 @@ def test_meterline_sql_and_db_info_open_a_free_embedded_database_directly(chdb_d
     assert done.returncode == 0 and done.stdout == "count()\n0\n"
     info = json.loads(meterline(["db", "info", "--json"], env).stdout)
     assert info["via"] == "direct" and info["version"].startswith("26.")
+
+
+def _post(port: int, sql: str, token: str | None = None, timeout: float = 120) -> tuple[int, dict[str, str], str]:
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/sql", data=json.dumps({"sql": sql, "format": "csv"}).encode(), headers=headers
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, dict(answer.headers), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+def _start_worker(chdb_dsn: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
+    port = find_free_port()
+    worker = subprocess.Popen(
+        [sys.executable, str(HERE / "sql_worker.py"), chdb_dsn, str(port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
+    )
+    assert worker.stdout is not None
+    assert worker.stdout.readline().strip() == "READY", f"worker exited {worker.poll()}"
+    return worker, port
+
+
+def _stop(worker: subprocess.Popen[str]) -> int:
+    assert worker.stdin is not None
+    worker.stdin.close()
+    try:
+        return worker.wait(60)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+
+
+def test_sql_endpoint_wants_the_token_and_the_cli_sends_it(chdb_dsn: str) -> None:
+    worker, port = _start_worker(chdb_dsn, {"METERLINE_STREAM__WEB_TOKEN": "s3cret-token"})
+    try:
+        assert _post(port, "SELECT 1")[0] == 401
+        assert _post(port, "SELECT 1", token="wrong")[0] == 401
+        status, _, body = _post(port, "SELECT count() AS n FROM usage_events", token="s3cret-token")
+        assert (status, body) == (200, "n\n200\n")
+        env = {"METERLINE_CLICKHOUSE_DSN": chdb_dsn, "METERLINE_STREAM__WEB_PORT": str(port)}
+        refused = meterline(["sql", "SELECT 1"], env)
+        assert refused.returncode == 1 and "METERLINE_STREAM__WEB_TOKEN" in refused.stderr
+        done = meterline(["sql", "SELECT count() AS n FROM usage_events", "-f", "csv"], {**env, "METERLINE_STREAM__WEB_TOKEN": "s3cret-token"})
+        assert done.returncode == 0 and done.stdout == "n\n200\n", done.stderr
+        doctor = meterline(["doctor"], {**env, "METERLINE_STREAM__WEB_TOKEN": "s3cret-token"})
+        assert "held by the running worker" in doctor.stdout, doctor.stdout
+        listed = meterline(["alerts", "list"], {**env, "METERLINE_STREAM__WEB_TOKEN": "s3cret-token"})
+        assert listed.returncode == 0 and "no alert deliveries" in listed.stdout, listed.stderr
+    finally:
+        _stop(worker)
+
+
+def test_a_post_whose_body_is_not_an_object_is_answered_400(worker_holding) -> None:  # type: ignore[no-untyped-def]
+    import urllib.error
+    import urllib.request
+
+    env, _ = worker_holding
+    port = int(env["METERLINE_STREAM__WEB_PORT"])
+    for body in (b"[1, 2]", b'"SELECT 1"', b"null", b"not json"):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/sql", data=body, headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=30)
+        assert answer.value.code == 400
+
+
+def test_heavy_queries_are_bounded_and_block_nothing(chdb_dsn: str) -> None:
+    import threading
+    import urllib.request
+
+    worker, port = _start_worker(
+        chdb_dsn, {"METERLINE_SQL__MAX_CONCURRENT": "1", "METERLINE_SQL__MAX_EXECUTION_TIME": "3"}
+    )
+    try:
+        heavy: list[tuple[int, dict[str, str], str]] = []
+
+        def ask() -> None:
+            answer = _post(port, "SELECT count() FROM numbers(1e12)")
+            while answer[0] == 429:  # a probe below held the slot: ask again
+                answer = _post(port, "SELECT count() FROM numbers(1e12)")
+            heavy.append(answer)
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        busy = None
+        while thread.is_alive() and busy is None:  # until the heavy query holds the only slot
+            status, headers, _ = _post(port, "SELECT 1")
+            if status == 429:
+                busy = headers
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as health:
+            assert health.status == 200
+        thread.join(120)
+        status, _, body = heavy[0]
+        assert status == 400 and "TIMEOUT_EXCEEDED" in body and "sql.max_execution_time" in body
+        assert busy is not None and busy["Retry-After"] == "1", "a second query was answered 429 meanwhile"
+        assert _post(port, "SELECT 1 AS n")[2] == "n\n1\n"
+    finally:
+        _stop(worker)
+
+
+def test_a_stop_mid_query_cancels_the_query(chdb_dsn: str) -> None:
+    import threading
+
+    worker, port = _start_worker(chdb_dsn, {"METERLINE_SQL__MAX_EXECUTION_TIME": "3600", "METERLINE_SQL__MAX_CONCURRENT": "1"})
+    try:
+        heavy: list[object] = []
+
+        def ask() -> None:
+            try:
+                answer = _post(port, "SELECT count() FROM numbers(1e13)")
+                while answer[0] == 429:  # a probe below held the slot: ask again
+                    answer = _post(port, "SELECT count() FROM numbers(1e13)")
+                heavy.append(answer)
+            except OSError as exc:  # the server closed the connection on its way down
+                heavy.append(exc)
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        while thread.is_alive() and _post(port, "SELECT 1")[0] != 429:
+            pass  # until the heavy query holds the only slot
+    finally:
+        code = _stop(worker)  # waits at most 60 s; the query alone would run for an hour
+    thread.join(60)
+    assert code == 0
+    assert len(heavy) == 1 and isinstance(heavy[0], tuple), heavy
+    status, _, body = heavy[0]
+    assert status == 400 and ("QUERY_WAS_CANCELLED" in body or "the worker is stopping" in body), body
+
+
+def test_the_worker_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Path) -> None:
+    done = meterline(["worker"], {"METERLINE_STREAM__WEB_HOST": "0.0.0.0", "METERLINE_DATA_DIR": str(tmp_path)})
+    assert done.returncode == 1
+    assert "METERLINE_STREAM__WEB_TOKEN" in " ".join(done.stderr.split())
