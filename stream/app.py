@@ -180,13 +180,19 @@ class StreamApp:
         # The book and dedup index may hold the batch's effects: rebuild them before the retry.
         self._restored = False
         committed = faust_fence.committed_offsets(self.app)
-        for tp in sorted({event.message.tp for event in events}):
-            # The later of faust's book (a commit that succeeded before the failure moved it)
-            # and ours; neither known yet: the batch's first offset.
-            known = [o for o in (committed.get(tp), self.offsets.next_offset(tp.partition)) if o is not None]
-            resume = max(known) if known else min(e.message.offset for e in events if e.message.tp == tp)
-            self.offsets.rewind(tp.partition, resume)
-            await self._seek_back(tp.partition, resume)
+        try:
+            for tp in sorted({event.message.tp for event in events}):
+                # The later of faust's book (a commit that succeeded before the failure moved
+                # it) and ours; neither known yet: the batch's first offset.
+                known = [o for o in (committed.get(tp), self.offsets.next_offset(tp.partition)) if o is not None]
+                resume = max(known) if known else min(e.message.offset for e in events if e.message.tp == tp)
+                self.offsets.rewind(tp.partition, resume)
+                await self._seek_back(tp.partition, resume)
+        except Exception:  # noqa: BLE001 - e.g. the partition was revoked meanwhile
+            # Start over as after an assignment: the offset book comes from faust's committed
+            # offsets, and a hole against them is read back and sought (_continuous).
+            log.warning("seeking back after a failed batch failed; resuming from the committed offsets", exc_info=True)
+            self._assigned = True
         await asyncio.sleep(min(5.0, 0.1 * 2 ** (self.failing_batches - 1)))
 
     async def _process_batch(self, stream: Any, events: Sequence[EventT]) -> list[Record]:

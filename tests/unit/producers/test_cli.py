@@ -65,3 +65,28 @@ def test_emit_without_event_flags_says_what_to_do() -> None:
     result = CliRunner().invoke(app, ["emit", "--team", "t"])
     assert result.exit_code == 1
     assert "--file" in result.output
+
+
+def test_validate_applies_the_streams_checks_size_repeated_keys_and_time_range(tmp_path: Path) -> None:
+    file = tmp_path / "events.jsonl"
+    big = GOOD.replace('"input_tokens":10', '"input_tokens":10,"tags":{"pad":"' + "x" * 250 + '"}')
+    file.write_text(
+        "\n".join(
+            [
+                GOOD,
+                GOOD.replace('"input_tokens":10', '"input_tokens":-5,"input_tokens":10'),
+                GOOD.replace("2025-05-01T00:00:00Z", "9999-12-31T23:59:59-23:59"),
+                big,
+            ]
+        )
+        + "\n"
+    )
+    config = tmp_path / "meterline.toml"
+    config.write_text("[stream]\nmax_event_bytes = 300\n")
+    result = CliRunner().invoke(app, ["--config", str(config), "validate", str(file)])
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "line 2: the JSON names 'input_tokens' twice; send every key once"
+    assert lines[1].startswith("line 3: ") and "outside the accepted range" in lines[1]
+    assert lines[2].startswith("line 4: the event is ") and "stream.max_event_bytes = 300" in lines[2]
+    assert lines[3] == "1 valid, 3 invalid"
