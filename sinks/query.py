@@ -118,8 +118,13 @@ def run_readonly_query(
         result = client.query(f"{statement}\n/* {QUERY_TAG} {query_id} */", settings=limits.engine_settings())
     except Exception as exc:  # noqa: BLE001 - the engine's message says what is wrong
         raise ReadOnlyQueryError(_engine_message(exc, limits)) from exc
-    types = [t.name for t in result.column_types]
-    return CONTENT_TYPES[fmt], render(list(result.column_names), types, result.result_rows, fmt)  # type: ignore[arg-type]
+    columns, types = list(result.column_names), [t.name for t in result.column_types]
+    if not columns:
+        # The embedded engine names no columns for an empty result: ask for them, so the
+        # header is there (the statement was checked above; DESCRIBE only analyses it).
+        described = client.query(f"DESCRIBE TABLE ({statement})", settings=limits.engine_settings()).result_rows
+        columns, types = [str(row[0]) for row in described], [str(row[1]) for row in described]
+    return CONTENT_TYPES[fmt], render(columns, types, result.result_rows, fmt)  # type: ignore[arg-type]
 
 
 def _first_line(exc: Exception) -> str:

@@ -58,6 +58,15 @@ def test_run_readonly_query_renders_table_csv_and_json(chdb_client) -> None:  # 
     assert body["columns"][1] == {"name": "cost_usd", "type": "Decimal(38, 12)"}
 
 
+def test_an_empty_result_still_names_its_columns(chdb_client) -> None:  # type: ignore[no-untyped-def]
+    apply_migrations(chdb_client)
+    query = "SELECT team, sum(cost_usd) AS usd FROM usage_events GROUP BY team"
+    assert run_readonly_query(chdb_client, query, "csv")[1] == b"team,usd\n"
+    body = json.loads(run_readonly_query(chdb_client, query, "json")[1])
+    assert body["columns"] == [{"name": "team", "type": "LowCardinality(String)"}, {"name": "usd", "type": "Decimal(38, 12)"}]
+    assert run_readonly_query(chdb_client, query, "table")[1].decode().splitlines()[0].split() == ["team", "usd"]
+
+
 @pytest.fixture
 def worker_holding(chdb_dsn: str) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]]:
     """A separate process holding the chDB path and serving /sql on a free loopback port."""
