@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
+from meterline.events import UsageEvent
 from meterline.messages import BudgetState, PricedEvent
 from meterline.pricing import PriceCatalog
 from meterline.settings import Settings
@@ -52,6 +53,18 @@ def wait_exit(worker: WorkerProcess, timeout: float = 90.0) -> int:
     return worker.proc.returncode
 
 
+def assert_counted_once(bootstrap: str, prefix: str, priced: Reader, events: list[UsageEvent], total: Decimal) -> None:
+    """Every event priced exactly once, and the latest budget state spends exactly `total`."""
+    priced.poll_until(lambda rs: len(rs) >= len(events), timeout=90)
+    assert priced_ids(priced) == Counter({e.event_id: 1 for e in events})
+    states = Reader(bootstrap, f"{prefix}budget.state")
+    try:
+        last = states.poll_until(lambda rs: bool(rs) and BudgetState.model_validate_json(rs[-1].value).spend_usd == total, timeout=60)
+        assert BudgetState.model_validate_json(last[-1].value).spend_usd == total
+    finally:
+        states.close()
+
+
 def priced_ids(reader: Reader) -> Counter[str]:
     return Counter(PricedEvent.model_validate_json(r.value).event_id for r in reader.settle(quiet=2))
 
@@ -72,12 +85,7 @@ def test_a_batch_that_fails_at_any_step_is_aborted_and_read_again(
     priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
     try:
         produce_events(producer, usage, events)
-        priced.poll_until(lambda rs: len(rs) >= EVENTS, timeout=90)
-        assert priced_ids(priced) == Counter({e.event_id: 1 for e in events})
-        states = Reader(kafka_bootstrap, f"{topic_prefix}budget.state")
-        last = states.poll_until(lambda rs: bool(rs) and BudgetState.model_validate_json(rs[-1].value).spend_usd == total, timeout=60)
-        assert BudgetState.model_validate_json(last[-1].value).spend_usd == total
-        states.close()
+        assert_counted_once(kafka_bootstrap, topic_prefix, priced, events, total)
         assert worker.metric("meterline_stream_batches_failed_total") == 1
         assert "injected fault at " + point in worker.log(full=True)
         assert worker.proc is not None and worker.proc.poll() is None
@@ -114,12 +122,7 @@ def test_a_batch_failing_every_attempt_stops_the_worker_with_nothing_of_it_commi
     second_dir.mkdir()
     second = WorkerProcess(kafka_bootstrap, topic_prefix, second_dir, toml=TOML).start()
     try:
-        priced.poll_until(lambda rs: len(rs) >= EVENTS, timeout=90)
-        assert priced_ids(priced) == Counter({e.event_id: 1 for e in events})
-        states = Reader(kafka_bootstrap, f"{topic_prefix}budget.state")
-        last = states.poll_until(lambda rs: bool(rs) and BudgetState.model_validate_json(rs[-1].value).spend_usd == total, timeout=60)
-        assert BudgetState.model_validate_json(last[-1].value).spend_usd == total
-        states.close()
+        assert_counted_once(kafka_bootstrap, topic_prefix, priced, events, total)
         assert committed_offset(kafka_bootstrap, f"{topic_prefix}stream", usage) == EVENTS
     finally:
         priced.close()

@@ -19,20 +19,13 @@ import orjson
 import pytest
 
 from meterline.messages import DeadLetter
+from tests.support.prices import ABSURD_PRICES
 from tests.integration.stream.harness import Reader, WorkerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BAD_COPIES = 400  # per kind: 30 kinds -> 12,000 bad inputs
 GOOD = 1_200
-ABSURD_PRICES = """
-[[price]]
-provider = "openai"
-model = "absurd-model"
-effective_from = 2020-01-01
-input = "1e40"
-output = "1"
-"""
 
 
 def good_fields(n: int, team: str = "ml") -> dict[str, object]:

@@ -21,16 +21,9 @@ from meterline.settings import Settings
 from meterline.sinks.rows import usage_event_row
 from meterline.stream.processor import Record, StreamProcessor
 from meterline.stream.validate import DLQ_VALUE_HEAD_BYTES, check_event, record_time, repeated_key
+from tests.support.prices import ABSURD_PRICES
 from tests.unit.stream.test_processor import NOW, Recorded
 
-ABSURD_PRICES = """
-[[price]]
-provider = "openai"
-model = "absurd-model"
-effective_from = 2020-01-01
-input = "1e40"
-output = "1"
-"""
 
 BUDGETS = [
     {"team": "ml", "name": "daily", "limit_usd": D("5"), "period": "day", "timezone": "Pacific/Kiritimati"},
