@@ -62,7 +62,7 @@ def test_message(
     alerts = settings.alerts
     policy = RetryPolicy(alerts.retry_initial_seconds, alerts.retry_max_seconds, min(alerts.retry_deadline_seconds, 30.0))
 
-    async def send():  # type: ignore[no-untyped-def]
+    async def send():
         sender = default_channels(settings, lambda: datetime.now(UTC))[channel]
         try:
             return await send_with_retries(sender, destination, [view], policy, time.monotonic)
@@ -140,7 +140,7 @@ def list_deliveries(
     console.print(table)
 
 
-def _recent_via_worker(settings, since: datetime, limit: int):  # type: ignore[no-untyped-def]
+def _recent_via_worker(settings, since: datetime, limit: int):
     """DeliveryLog.recent through the worker's /sql, for when the worker holds the database."""
     import orjson
 

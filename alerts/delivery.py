@@ -75,7 +75,7 @@ async def send_with_retries(
             external_id = await channel.send(destination, views)
         except DeliveryError as exc:
             error: DeliveryError = exc
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill the destination's task
+        except Exception as exc:  # a bug must not kill the destination's task
             log.exception("unexpected error sending to %s", destination.label)
             error = PermanentDeliveryError(destination.channel, f"unexpected {type(exc).__name__}: {exc}")
         else:

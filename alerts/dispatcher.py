@@ -38,6 +38,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -147,7 +148,7 @@ class AlertDispatcher:
     def _thread_main(self) -> None:
         try:
             asyncio.run(self._main())
-        except BaseException as exc:  # noqa: BLE001 - reported through healthy() and error
+        except BaseException as exc:  # reported through healthy() and error
             self._error = exc
             log.exception("alert dispatcher stopped with an error")
         finally:
@@ -252,13 +253,20 @@ class AlertDispatcher:
                     jobs.append(self._active[key])
                 else:
                     job = Job(alert, destination, leftover=record if record is not None else None)
-                    job.on_done.append(lambda status, key=key: self._finished(key, status))
+                    job.on_done.append(partial(self._finished, key))
                     self._active[key] = job
                     self._worker(destination).submit(job)
                     jobs.append(job)
             self._tracker.track(partition, offset, len(jobs))
             for job in jobs:
-                job.on_done.append(lambda _status, offset=offset: self._tracker.finish(partition, offset))
+                job.on_done.append(partial(self._finish_offset, partition, offset))
+
+    def forget(self, partition: TopicPartition) -> None:
+        """Drop what is tracked of a partition this consumer no longer owns."""
+        self._tracker.forget(partition)
+
+    def _finish_offset(self, partition: TopicPartition, offset: int, _status: str) -> None:
+        self._tracker.finish(partition, offset)
 
     def _finished(self, key: DeliveryKey, status: str) -> None:
         self._active.pop(key, None)
@@ -283,7 +291,7 @@ class AlertDispatcher:
         return self._store
 
 
-class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Revocations(ConsumerRebalanceListener):
     """Commit what is recorded before partitions move to another consumer."""
 
     def __init__(self, dispatcher: AlertDispatcher, consumer: AIOKafkaConsumer) -> None:
@@ -293,7 +301,7 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: Any) -> None:
         await self._dispatcher.commit(self._consumer)
         for partition in revoked:
-            self._dispatcher._tracker.forget(partition)
+            self._dispatcher.forget(partition)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         return None

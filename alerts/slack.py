@@ -6,7 +6,6 @@ delivery loop, which records every attempt. Library errors become DeliveryErrors
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from datetime import datetime
@@ -80,7 +79,7 @@ class SlackChannel:
             )
         except SlackApiError as exc:
             raise _api_error(exc) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _network_error(exc) from exc
         channel_id = str(response.get("channel") or target)
         self._channel_ids.setdefault(target, channel_id)
@@ -90,7 +89,7 @@ class SlackChannel:
         assert self._webhook is not None
         try:
             response = await self._webhook.send(text=message.text, blocks=message.blocks, unfurl_links=False)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise _network_error(exc, "slack-webhook") from exc
         if response.status_code == 200:
             return WEBHOOK_EXTERNAL_ID
@@ -108,7 +107,7 @@ class SlackChannel:
             return await self._search_history(channel_id, alert_id, since)
         except SlackApiError as exc:
             return Lookup("unknown", why=f"cannot read history: {_api_error(exc).reason}")
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             return Lookup("unknown", why=f"cannot read history: {_network_error(exc).reason}")
 
     async def _channel_id(self, target: str) -> str | None:
@@ -122,6 +121,7 @@ class SlackChannel:
             page = await self._web.conversations_list(
                 types="public_channel,private_channel", exclude_archived=True, limit=200, cursor=cursor
             )
+            channel: dict[str, Any]
             for channel in page.get("channels", []):
                 if channel.get("name") == name:
                     self._channel_ids[target] = str(channel["id"])
@@ -137,6 +137,7 @@ class SlackChannel:
             page = await self._web.conversations_history(
                 channel=channel_id, oldest=f"{since.timestamp():.6f}", include_all_metadata=True, limit=200, cursor=cursor
             )
+            message: dict[str, Any]
             for message in page.get("messages", []):
                 if _carries(message, alert_id):
                     return Lookup("sent", external_id=f"{channel_id}/{message.get('ts')}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import smtplib
-import socket
 import ssl
 from collections.abc import Callable
 from datetime import datetime
@@ -76,7 +75,7 @@ class EmailChannel:
             ) from exc
         except ConnectionRefusedError as exc:
             raise TransientDeliveryError("email", f"connection refused by {alerts.smtp_host}:{alerts.smtp_port}") from exc
-        except (smtplib.SMTPException, ssl.SSLError, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             # Cut off mid-conversation: the server may have accepted the message already.
             raise TransientDeliveryError("email", f"network: {_first_line(exc)}", maybe_sent=True) from exc
         if refused:

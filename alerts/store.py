@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from meterline.alerts.errors import AlertConfigError
 from meterline.alerts.routing import Destination
@@ -125,13 +125,13 @@ class DeliveryLog:
         return [_record(row) for row in result.result_rows]
 
 
-def _record(row: tuple[object, ...] | list[object]) -> DeliveryRecord:
+def _record(row: Sequence[Any]) -> DeliveryRecord:
     values = list(row)
-    values[4] = int(values[4])  # type: ignore[call-overload]
+    values[4] = int(values[4])
     recorded_at = values[11]
     if isinstance(recorded_at, datetime) and recorded_at.tzinfo is None:
         values[11] = recorded_at.replace(tzinfo=UTC)  # a client without tz_mode="aware"
-    return DeliveryRecord(*values)  # type: ignore[arg-type]
+    return DeliveryRecord(*values)
 
 
 class AsyncDeliveryLog:
@@ -167,7 +167,7 @@ class AsyncDeliveryLog:
         while True:
             try:
                 result = await loop.run_in_executor(self._executor, lambda: fn(self._open()))
-            except Exception as exc:  # noqa: BLE001 - any failure: not stored, try again
+            except Exception as exc:  # any failure: not stored, try again
                 self.last_error = f"{what}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
                 if self._closing:
                     raise
@@ -196,14 +196,14 @@ class AsyncDeliveryLog:
     async def _flush_pending(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
-            records = [record for records, _ in batch for record in records]
+            records = [record for waiting, _ in batch for record in waiting]
             try:
-                await self._call("write", lambda store: store.write([replace(r, recorded_at=store.stamp(r.recorded_at)) for r in records]))
+                await self._call("write", lambda store: store.write([replace(r, recorded_at=store.stamp(r.recorded_at)) for r in records]))  # noqa: B023 - awaited here, in this iteration
             except asyncio.CancelledError:
                 for _, done in batch + self._pending:
                     done.cancel()
                 raise
-            except Exception as exc:  # closing: each writer gets the failure
+            except Exception as exc:  # noqa: BLE001 - closing: each writer gets the failure
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(exc)

@@ -225,7 +225,7 @@ class SlackDouble:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_GET = do_POST
+            do_GET = do_POST  # noqa: N815 - http.server's handler name
 
         return Handler
 

@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from itertools import cycle, islice
 from typing import Any
 
@@ -99,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     tuning = ProducerTuning(linger_ms=args.linger_ms, batch_size=args.batch_size, compression=args.compression)
 
-    events = generate_events(seed=1, teams=20, start=datetime.now(timezone.utc), count=args.pool, duplicate_share=0.0)
+    events = generate_events(seed=1, teams=20, start=datetime.now(UTC), count=args.pool, duplicate_share=0.0)
     topic = f"bench.producer.{uuid.uuid4().hex[:8]}"
     payload = statistics.mean(len(e.to_json_bytes()) for e in events[:1000])
     print(f"machine: {os.cpu_count()} cores; topic {topic}; {args.runs} runs x {args.events:,} events "

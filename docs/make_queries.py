@@ -1,8 +1,9 @@
 """Regenerate docs/queries.md: run its queries on 20,000 sample priced events (`.venv/bin/python docs/make_queries.py`)."""
 import tempfile
-from pathlib import Path
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
+
 from meterline.messages import BudgetState
 from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.client import open_client
@@ -54,10 +55,10 @@ out = ["# Cost questions in SQL", "",
 "database, a ClickHouse server (`METERLINE_CLICKHOUSE_DSN=http://user:pass@host:8123/db`), or,",
 "while `meterline worker` holds the embedded database, through the worker's `/sql` endpoint:", "",
 "```console", "$ meterline sql \"SELECT * FROM spend_per_team_month\" --format table   # or csv, json", "```", "",
-"JSON output carries money as exact decimal strings. Writes and DDL are refused with a clear error,
-and so is anything beyond the cost database: files, URLs, other servers and databases, dictionaries,
-SETTINGS, FORMAT and INTO OUTFILE; the functions allowed are listed in `sinks/sql_allowlist.py`.
-Columns of a table: `SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'usage_events'`.", "",
+"JSON output carries money as exact decimal strings. Writes and DDL are refused with a clear error,",
+"and so is anything beyond the cost database: files, URLs, other servers and databases, dictionaries,",
+"SETTINGS, FORMAT and INTO OUTFILE; the functions allowed are listed in `sinks/sql_allowlist.py`.",
+"Columns of a table: `SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'usage_events'`.", "",
 "## Tables and views", "",
 "| name | what it holds |", "| --- | --- |",
 "| `usage_events` | every priced event (all `PricedEvent` fields, `cost_usd` is the total); ReplacingMergeTree on `event_id`: add `FINAL` for exact counts on raw rows |",
@@ -81,4 +82,4 @@ for i, (title, sql) in enumerate(QUERIES, 1):
     _, body = run_readonly_query(c, sql, "table")
     out += [f"### {i}. {title}", "", "```sql", sql, "```", "", "```text", body.decode().rstrip("\n"), "```", ""]
 c.close()
-open(Path(__file__).resolve().parent / "queries.md", "w", encoding="utf-8").write("\n".join(out))
+(Path(__file__).resolve().parent / "queries.md").write_text("\n".join(out), encoding="utf-8")

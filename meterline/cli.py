@@ -78,8 +78,8 @@ def _register_components() -> None:
     from meterline import core_cli
     from meterline.alerts import cli as alerts_cli
     from meterline.demo import cli as demo_cli
-    from meterline.producers import cli as producers_cli
     from meterline.pricing import cli as pricing_cli
+    from meterline.producers import cli as producers_cli
     from meterline.sinks import cli as sinks_cli
     from meterline.stream import cli as stream_cli
 

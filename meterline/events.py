@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -21,7 +21,7 @@ from pydantic import (
 )
 from uuid6 import uuid7
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 CLOUDEVENTS_TYPE = "meterline.usage.v1"
 MAX_TOKENS = 10**9
 

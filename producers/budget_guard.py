@@ -151,7 +151,7 @@ class BudgetGuard:
                         self._apply(record.key, record.value)
                 if not self._ready.is_set() and all(consumer.position(tp) >= end[tp] for tp in tps):
                     self._ready.set()
-        except Exception as exc:  # noqa: BLE001 - keep it for callers, log it
+        except Exception as exc:  # keep it for callers, log it
             self.last_error = str(exc)
             log.exception("the budget guard stopped following %s", self.topic)
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
@@ -114,7 +114,7 @@ def emit(
         "reasoning_tokens": reasoning_tokens, "project": project, "app": app, "user": user,
         "environment": environment, "batch": batch, "cache_hit": cache_hit, "latency_ms": latency_ms,
         "status": status, "request_id": request_id, "tags": _parse_tags(tag),
-        "occurred_at": occurred_at or datetime.now(timezone.utc), "event_id": event_id,
+        "occurred_at": occurred_at or datetime.now(UTC), "event_id": event_id,
     }
     try:
         event = UsageEvent.model_validate({k: v for k, v in fields.items() if v is not None})
@@ -204,7 +204,7 @@ def loadgen(
     from meterline.producers.traffic import iter_events
 
     try:
-        first = datetime.fromisoformat(start) if start else datetime.now(timezone.utc)
+        first = datetime.fromisoformat(start) if start else datetime.now(UTC)
     except ValueError as exc:
         raise fail(f"--start {start!r} is not RFC 3339, e.g. 2025-05-01T00:00:00+00:00") from exc
     if first.tzinfo is None:

@@ -48,5 +48,5 @@ def close_now(kafka: Any, timeout: float = 0.0) -> None:
     try:
         sender.force_close()
         sender.join(5.0)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.exception("force-closing the Kafka client failed")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from kafka.partitioner.default import DefaultPartitioner
-from typing import Any, Literal
 
 Compression = Literal["auto", "lz4", "zstd", "gzip", "none"]
 
@@ -51,7 +51,7 @@ class KeyCachedPartitioner(DefaultPartitioner):
 
     def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any, cluster: Any) -> int:
         partitions = cluster.partitions_for_topic(topic) if serialized_key is not None else None
-        if not partitions:
+        if not partitions or serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)
         known = (topic, serialized_key, len(partitions))
         chosen = self._known.get(known)

@@ -22,7 +22,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder as PythonReco
 from kafka.record.util import calc_crc32c
 
 try:
-    from aiokafka.record._crecords.default_records import (  # type: ignore[import-not-found]
+    from aiokafka.record._crecords.default_records import (
         DefaultRecordBatchBuilder as _CompiledBuilder,
     )
 except ImportError:  # aiokafka without its C extensions: keep kafka-python's builder
@@ -104,8 +104,8 @@ def install() -> bool:
         return False
     import kafka.producer.kafka as kafka_producer
 
-    memory_records.DefaultRecordBatchBuilder = CompiledRecordBatchBuilder  # type: ignore[misc]
-    kafka_producer.DefaultRecordBatchBuilder = _CompiledSizeEstimate  # type: ignore[misc]
+    memory_records.DefaultRecordBatchBuilder = CompiledRecordBatchBuilder
+    kafka_producer.DefaultRecordBatchBuilder = _CompiledSizeEstimate
     return True
 
 
@@ -113,8 +113,8 @@ def uninstall() -> None:
     """Back to kafka-python's pure-Python builder."""
     import kafka.producer.kafka as kafka_producer
 
-    memory_records.DefaultRecordBatchBuilder = PythonRecordBatchBuilder  # type: ignore[misc]
-    kafka_producer.DefaultRecordBatchBuilder = PythonRecordBatchBuilder  # type: ignore[misc]
+    memory_records.DefaultRecordBatchBuilder = PythonRecordBatchBuilder
+    kafka_producer.DefaultRecordBatchBuilder = PythonRecordBatchBuilder
 
 
 def installed() -> bool:

@@ -290,7 +290,7 @@ class Spool:
 
     def adopt_orphans(self, own: SpoolSlot) -> list[SpoolSlot]:
         """Lock every other slot that has segments and no live owner."""
-        adopted = []
+        adopted: list[SpoolSlot] = []
         if not self.directory.is_dir():
             return adopted
         for entry in sorted(self.directory.glob("slot-*")):

@@ -12,7 +12,7 @@ Works on SDK objects (attributes) and on plain dicts (parsed JSON) alike:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from meterline.events import UsageEvent
@@ -23,7 +23,7 @@ ResponseKind = Literal["openai-chat", "openai-responses", "anthropic"]
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _get(obj: Any, name: str) -> Any:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from operator import itemgetter
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Literal
 
 from pydantic import ValidationError

@@ -119,7 +119,7 @@ def _human_bytes(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-def _open_or_fail(dsn: str):  # type: ignore[no-untyped-def]
+def _open_or_fail(dsn: str):
     from meterline.cli import fail
     from meterline.sinks.client import ClickHouseUnavailableError, open_client
 

@@ -95,7 +95,7 @@ def prepare_query(client: Client, sql: str, limits: QueryLimits) -> str:
         result = client.query(
             _PARSE_SQL, parameters={"q": sql}, settings={"readonly": 1, "max_parser_depth": 300, "max_execution_time": 10}
         )
-    except Exception as exc:  # noqa: BLE001 - the engine's parse says what is wrong
+    except Exception as exc:  # the engine's parse says what is wrong
         raise _parse_error(exc) from exc
     canonical, tree_json, db, tables = result.result_rows[0]
     try:
@@ -116,7 +116,7 @@ def run_readonly_query(
     statement = prepare_query(client, sql, limits)
     try:
         result = client.query(f"{statement}\n/* {QUERY_TAG} {query_id} */", settings=limits.engine_settings())
-    except Exception as exc:  # noqa: BLE001 - the engine's message says what is wrong
+    except Exception as exc:  # the engine's message says what is wrong
         raise ReadOnlyQueryError(_engine_message(exc, limits)) from exc
     columns, types = list(result.column_names), [t.name for t in result.column_types]
     if not columns:

@@ -61,9 +61,9 @@ def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60
     token = settings.stream.web_token
     if token is not None and token.get_secret_value():
         headers["Authorization"] = f"Bearer {token.get_secret_value()}"
-    request = urllib.request.Request(url, data=json.dumps({"sql": sql, "format": fmt}).encode(), headers=headers)
+    request = urllib.request.Request(url, data=json.dumps({"sql": sql, "format": fmt}).encode(), headers=headers)  # noqa: S310 - our own http:// URL
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own loopback URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own http:// URL
             return response.headers.get("Content-Type", "text/plain"), response.read()
     except urllib.error.HTTPError as exc:
         message = exc.read().decode("utf-8", "replace").strip()

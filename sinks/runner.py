@@ -28,7 +28,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from meterline.settings import Settings
-from meterline.sinks.batches import JsonInsert, OffsetRange, RangeBatch, SourceRecord, TopicKind, plan_batch_log, plan_writes
+from meterline.sinks.batches import (
+    JsonInsert,
+    OffsetRange,
+    RangeBatch,
+    SourceRecord,
+    TopicKind,
+    plan_batch_log,
+    plan_writes,
+)
 from meterline.sinks.batching import BatchBuffer, TopicPartition
 from meterline.sinks.errors import SinkError, SinkWriteError, TransientWriteError
 from meterline.sinks.migrations import apply_migrations
@@ -159,7 +167,7 @@ class SinkRunner:
                 return
             self._consumer = self._open_consumer()
             self._loop()
-        except BaseException as exc:  # noqa: BLE001 - keep it for healthy() and the log
+        except BaseException as exc:  # keep it for healthy() and the log
             self._fatal = exc
             self.last_error = str(exc)
             log.exception("the ClickHouse sink stopped on an unexpected error")
@@ -234,7 +242,8 @@ class SinkRunner:
         return True
 
     def _commit(self, batches: list[RangeBatch]) -> None:
-        from kafka.structs import OffsetAndMetadata, TopicPartition as KafkaTopicPartition
+        from kafka.structs import OffsetAndMetadata
+        from kafka.structs import TopicPartition as KafkaTopicPartition
 
         consumer = self._consumer
         assert consumer is not None
@@ -288,11 +297,11 @@ class SinkRunner:
     def _open_client(self) -> Client:
         try:
             client = self._client_factory()
-        except Exception as exc:  # noqa: BLE001 - engine/server unavailable: retry
+        except Exception as exc:  # engine/server unavailable: retry
             raise TransientWriteError(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         try:
             apply_migrations(client, ttl_days=self.settings.sink.ttl_days)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             client.close()
             raise TransientWriteError(None, f"migrations: {str(exc).splitlines()[0]}") from exc
         return client
@@ -369,7 +378,7 @@ class SinkRunner:
             committed = consumer.committed(KafkaTopicPartition(topic, partition))
             ranges = self._retry(
                 "read recorded batch ranges",
-                lambda: recorded_ranges(client, self.consumer_group, topic, partition, committed or 0),
+                lambda: recorded_ranges(client, self.consumer_group, topic, partition, committed or 0),  # noqa: B023 - called here, in this iteration
             )
             if ranges is None:
                 return
@@ -396,7 +405,7 @@ class SinkRunner:
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.debug("closing the sink consumer failed", exc_info=True)
         if self._client is not None:
             self._client.close()

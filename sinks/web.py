@@ -110,7 +110,7 @@ class SqlService:
         for query_id in running:  # a hex uuid: safe in the pattern
             try:
                 self._control.command(f"KILL QUERY WHERE query LIKE '%{QUERY_TAG} {query_id}%' AND query NOT LIKE 'KILL%' ASYNC")
-            except Exception:  # noqa: BLE001 - it ends at max_execution_time anyway
+            except Exception:  # it ends at max_execution_time anyway
                 log.warning("could not cancel a running /sql query", exc_info=True)
         return len(running)
 
@@ -188,7 +188,7 @@ def mount_sql(app: web.Application, client_factory: Callable[[], Client], settin
 def _close_quietly(client: Any) -> None:
     try:
         client.close()
-    except Exception:  # noqa: BLE001 - closing on the way down
+    except Exception:  # closing on the way down
         log.debug("closing a /sql client failed", exc_info=True)
 
 

@@ -268,7 +268,7 @@ class InsertPipeline:
                 _insert_arrow_file(self._client, batch.table, table, settings)
             else:
                 self._client.insert_arrow(batch.table, table, settings=settings)
-        except Exception as exc:  # noqa: BLE001 - classified: the data's fault, or retry
+        except Exception as exc:  # classified: the data's fault, or retry
             error = classify_write_error(batch.table, exc)
             if isinstance(error, PermanentWriteError):
                 return error
@@ -319,7 +319,7 @@ class InsertPipeline:
             return
         try:
             self._on_insert(write)
-        except Exception as exc:  # noqa: BLE001 - a fault test's crash: fails the pipeline
+        except Exception as exc:  # a fault test's crash: fails the pipeline
             raise TransientWriteError(write.table, f"the insert observer raised {exc!r}") from exc
 
     def _insert_json(self, write: JsonInsert) -> None:
@@ -337,7 +337,7 @@ class InsertPipeline:
                     _insert_file(self._client, write.table, _write_bytes(blob), "", settings, "JSONEachRow")
                 else:
                     self._client.raw_insert(write.table, insert_block=blob, settings=settings, fmt="JSONEachRow")
-            except Exception as exc:  # noqa: BLE001 - classified: a refusal takes the exact path
+            except Exception as exc:  # classified: a refusal takes the exact path
                 error = classify_write_error(write.table, exc)
                 if not isinstance(error, PermanentWriteError):
                     raise error from exc
@@ -406,8 +406,8 @@ def classify_write_error(table: str | None, exc: BaseException) -> SinkWriteErro
     """
     if isinstance(exc, SinkWriteError):
         return exc
-    from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
     import pyarrow as pa
+    from clickhouse_connect.driver.exceptions import Error as ClickHouseDriverError
 
     reason = _first_line(exc)
     code = exc.code if isinstance(exc, ClickHouseDriverError) else None
@@ -487,6 +487,6 @@ def recorded_ranges(client: Client, consumer_group: str, topic: str, partition: 
             "AND partition = {partition:Int32} AND last_offset >= {committed:Int64} ORDER BY first_offset",
             parameters={"group": consumer_group, "topic": topic, "partition": partition, "committed": committed},
         )
-    except Exception as exc:  # noqa: BLE001 - a read refuses no data: retry whatever it was
+    except Exception as exc:  # a read refuses no data: retry whatever it was
         raise TransientWriteError(SINK_BATCHES, _first_line(exc), getattr(exc, "code", None)) from exc
     return [OffsetRange(topic, partition, int(first), int(last)) for first, last in result.result_rows]

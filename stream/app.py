@@ -14,9 +14,9 @@ import logging
 import os
 import signal
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meterline.settings import Settings
@@ -144,7 +144,7 @@ class StreamApp:
                 if not self._restored:
                     await self._restore()
                 records = await self._process_batch(stream, events)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - whatever failed aborts the batch; it is read again
                 await self._batch_failed(events, exc)
                 continue
             except BaseException:
@@ -188,7 +188,7 @@ class StreamApp:
                 resume = max(known) if known else min(e.message.offset for e in events if e.message.tp == tp)
                 self.offsets.rewind(tp.partition, resume)
                 await self._seek_back(tp.partition, resume)
-        except Exception:  # noqa: BLE001 - e.g. the partition was revoked meanwhile
+        except Exception:  # e.g. the partition was revoked meanwhile
             # Start over as after an assignment: the offset book comes from faust's committed
             # offsets, and a hole against them is read back and sought (_continuous).
             log.warning("seeking back after a failed batch failed; resuming from the committed offsets", exc_info=True)
@@ -276,8 +276,8 @@ class StreamApp:
                 if hole.partition not in sought:
                     # Every event of the partition in this batch is left out: resume where
                     # the last committed batch ended.
-                    resume = self.offsets.next_offset(hole.partition)
-                    await self._seek_back(hole.partition, hole.first if resume is None else resume)
+                    committed_end = self.offsets.next_offset(hole.partition)
+                    await self._seek_back(hole.partition, hole.first if committed_end is None else committed_end)
                     sought.add(hole.partition)
             elif verdict == "committed":
                 self.processor.metrics.counts["holes_committed"] += 1

@@ -17,7 +17,7 @@ FaultPoint = Literal["before_flush", "before_send", "after_send", "after_flush",
 FAULT_POINTS: tuple[str, ...] = get_args(FaultPoint)
 
 
-class InjectedFault(RuntimeError):
+class InjectedFault(RuntimeError):  # noqa: N818 - a fault raised on purpose, not an error of ours
     """Raised at a fault point that `stream.inject_faults` names."""
 
 

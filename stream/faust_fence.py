@@ -96,7 +96,7 @@ def disarm(events: Sequence[EventT]) -> None:
 
 def committed_offsets(app: faust.App) -> Mapping[TP, int | None]:
     """faust's book of committed offsets, read from the group at the last assignment."""
-    return app.consumer._committed_offset  # type: ignore[attr-defined, no-any-return]
+    return app.consumer._committed_offset  # type: ignore[attr-defined]
 
 
 def _record_commit(app: faust.App, offsets: Mapping[TP, int]) -> None:
@@ -115,7 +115,7 @@ async def seek(app: faust.App, tp: TP, offset: int) -> None:
     """Seek the worker's consumer to `offset` of `tp` in the consumer's own thread, and move
     faust's read offset with it (its `Consumer.seek` calls aiokafka from the agent's thread,
     racing the fetcher: seen as KeyError in aiokafka's fetched_records)."""
-    await app.consumer.seek_wait({tp: offset})  # type: ignore[attr-defined]
+    await app.consumer.seek_wait({tp: offset})
 
 
 # -- transactions -------------------------------------------------------------------------------
@@ -155,7 +155,7 @@ async def abort(app: faust.App, transactional_ids: Sequence[str]) -> list[str]:
             async with lock:
                 await producer.abort_transaction()
                 await producer.begin_transaction()
-        except Exception:  # noqa: BLE001 - logged; the broker aborts it at the fence or timeout
+        except Exception:  # logged; the broker aborts it at the fence or timeout
             log.warning("could not abort transaction %s", transactional_id, exc_info=True)
             failed.append(transactional_id)
     return failed

@@ -178,7 +178,7 @@ class StreamProcessor:
                         charge = Charge(event.event_id, event.team, event.project, event.provider, event.model,
                                         event.occurred_at, price.cost_usd, price.priced)
                         self.book.admit(charge)
-                except Exception as exc:  # noqa: BLE001 - one event's failure is its dead letter
+                except Exception as exc:  # one event's failure is its dead letter
                     log.warning("an event could not be processed; dead-lettered", exc_info=True)
                     rejection = Rejection("processing", f"{type(exc).__name__} while processing the event: {exc}")
                     await self._dead_letter(rejection, record, index, len(lines), value, received, effects, partition)
@@ -234,8 +234,8 @@ class StreamProcessor:
         for arm, alert_id in changes.fired.items():
             await effects.write_table("fired", arm.encode(), alert_id.encode() if alert_id else None, partition)
         for state in changes.states:
-            key = f"{state.team}/{state.budget}".encode()
-            await effects.send(self.topics["budget.state"], key, state.model_dump_json().encode(), partition)
+            state_key = f"{state.team}/{state.budget}".encode()
+            await effects.send(self.topics["budget.state"], state_key, state.model_dump_json().encode(), partition)
             self.metrics.counts["budget_states"] += 1
         for alert in changes.alerts:
             await effects.send(self.topics["alerts"], alert.team.encode(), alert.model_dump_json().encode(), partition)

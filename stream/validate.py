@@ -40,7 +40,7 @@ def event_lines(value: bytes | None) -> list[bytes | None]:
     line (or nothing but blank ones: validate_message then says why it is not an event)."""
     if value is None or b"\n" not in value:
         return [value]
-    lines = [line for line in value.split(b"\n") if line and not line.isspace()]
+    lines: list[bytes | None] = [line for line in value.split(b"\n") if line and not line.isspace()]
     return lines if lines else [value]
 
 
@@ -162,7 +162,7 @@ def dead_letter(
         reason = f"{reason} [{'; '.join(parts)}]"
     return DeadLetter(
         reason=_printable(reason),
-        error_kind=rejection.kind,  # type: ignore[arg-type]
+        error_kind=rejection.kind,
         topic=topic,
         partition=partition,
         offset=offset,

@@ -84,7 +84,7 @@ def _stop_components(components: list[Component]) -> None:
     for component in reversed(components):
         try:
             component.service.stop()
-        except Exception:  # noqa: BLE001 - stop the others anyway
+        except Exception:  # stop the others anyway
             log.exception("stopping %s failed", component.name)
 
 
@@ -146,7 +146,7 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
 
     stream = StreamApp(settings)
     stream.health_checks.extend(c.check for c in components)
-    web_app = stream.app.web.web_app
+    web_app = stream.app.web.web_app  # type: ignore[attr-defined]  # faust's aiohttp driver has it, its base Web does not say so
     router = web_app.router
     _protect(web_app, settings)
     if any(c.name == "sink" for c in components):
@@ -158,7 +158,10 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
         router.add_route("*", "/sql", make_sql_proxy(sidecar))
     worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
     # faust's own logging setup replaced our handler: put ours back on top.
-    worker.on_setup_root_logger = lambda *a, **k: configure_logging(log_level)  # type: ignore[method-assign]
+    def on_setup_root_logger(*_args: Any, **_kwargs: Any) -> None:
+        configure_logging(log_level)
+
+    worker.on_setup_root_logger = on_setup_root_logger  # type: ignore[method-assign]  # faust's hook, meant to be replaced
     tune_for_service()
     try:
         worker.execute_from_commandline()

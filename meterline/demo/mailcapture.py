@@ -50,7 +50,7 @@ def read_messages(directory: Path) -> list[tuple[Path, EmailMessage]]:
     found = []
     for path in sorted(directory.glob("*.eml")):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        found.append((path, message))  # type: ignore[arg-type]
+        found.append((path, message))
     return found
 
 

@@ -9,8 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from meterline.events import UsageEvent
-from meterline.producers.traffic import generate_events
 from meterline.pricing import PriceCatalog
+from meterline.producers.traffic import generate_events
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from meterline.demo.processes import (
     wait_healthy,
 )
 from meterline.demo.report import DemoReport, print_report, read_report
-from meterline.services.kafka_local import port_is_open
+from meterline.services.kafka_local import LocalKafka, port_is_open
 from meterline.settings import Settings, load_settings
 
 POLL_EVERY_S = 2.0
@@ -98,9 +99,9 @@ class Demo:
         self.console = console
         self.paths = DemoPaths(options.data_dir.resolve())
         self.state = DemoState()
-        self.worker = None
-        self.mailcapture = None
-        self.broker = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.mailcapture: subprocess.Popen[bytes] | None = None
+        self.broker: LocalKafka | None = None
         self.demo_settings: Settings | None = None
 
     # -- steps ----------------------------------------------------------------------
@@ -115,7 +116,7 @@ class Demo:
 
             try:
                 version = broker_version(settings.kafka_bootstrap)
-            except Exception as exc:  # noqa: BLE001 - any failure means: not a broker we can use
+            except Exception as exc:  # any failure means: not a broker we can use
                 raise DemoError(
                     f"Kafka at {settings.kafka_bootstrap} does not answer ({type(exc).__name__}: {exc}). Start it, "
                     "point METERLINE_KAFKA_BOOTSTRAP at a broker that answers, or give a free loopback port "

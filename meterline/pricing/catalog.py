@@ -268,7 +268,7 @@ class PriceCatalog:
             # Later files win on the same effective_from (dict insertion keeps the last).
             groups.setdefault((provider_id, row.model.lower()), {})[row.effective_from] = override
         models: dict[str, list[gp.ModelInfo]] = {}
-        for (provider_id, model_key), by_date in groups.items():
+        for (provider_id, _model_key), by_date in groups.items():
             history = [by_date[day] for day in sorted(by_date)]
             names = [history[-1].row.model] + [alias for item in history for alias in item.row.aliases]
             info = gp.ModelInfo(

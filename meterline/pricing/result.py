@@ -32,7 +32,7 @@ class PriceResult:
 
     def as_fields(self) -> dict[str, Any]:
         """The fields as a dict, ready to splat into `PricedEvent(**event, **fields)`."""
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 def unpriced(reason: str) -> PriceResult:
@@ -53,7 +53,7 @@ def _fast_factory() -> ResultFactory:
     # descriptors set the same slots in about half the time, and pricing is per event.
     new = object.__new__
     (s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10) = (
-        getattr(PriceResult, name).__set__ for name in PriceResult.__slots__  # type: ignore[attr-defined]
+        getattr(PriceResult, name).__set__ for name in PriceResult.__slots__
     )
 
     def make(

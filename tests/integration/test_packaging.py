@@ -31,6 +31,7 @@ def test_built_wheel_imports_every_component(tmp_path: Path) -> None:
         names = archive.namelist()
         archive.extractall(unpacked)
     assert "meterline/services/kafka-pom.xml" in names
+    assert "meterline/py.typed" in names  # applications type-check against meterline.producers & co
     code = (
         "import importlib, sys\n"
         f"for name in {COMPONENTS!r}:\n"

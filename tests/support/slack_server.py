@@ -150,7 +150,7 @@ class FakeSlack:
                 self.end_headers()
                 self.wfile.write(body.encode())
 
-            do_GET = _handle
-            do_POST = _handle
+            do_GET = _handle  # noqa: N815 - http.server's handler names
+            do_POST = _handle  # noqa: N815
 
         return Handler

@@ -37,7 +37,7 @@ def start_smtp_server(
     server = SmtpServer(port=find_free_port())
 
     class Handler:
-        async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:
+        async def handle_DATA(self, _server: Any, _session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's name
             if server.replies:
                 return server.replies.pop(0)
             server.messages.append(envelope)

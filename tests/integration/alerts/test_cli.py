@@ -15,8 +15,8 @@ from meterline.cli import app
 from meterline.services.kafka_local import find_free_port
 from meterline.sinks.client import open_client
 from meterline.sinks.migrations import apply_migrations
-from tests.support.smtp import SmtpServer
 from tests.support.slack_server import FakeSlack, Scripted
+from tests.support.smtp import SmtpServer
 from tests.unit.alerts.samples import forecast_alert, threshold_alert
 
 pytestmark = pytest.mark.integration

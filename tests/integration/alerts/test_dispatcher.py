@@ -18,9 +18,9 @@ from meterline.services.kafka_local import find_free_port
 from meterline.settings import Settings
 from meterline.sinks.client import open_client
 from meterline.sinks.migrations import apply_migrations
-from tests.support.smtp import SmtpServer
-from tests.support.slack_server import FakeSlack
 from tests.integration.alerts.support import committed_offset, deliveries, dispatcher_settings, produce, wait_for
+from tests.support.slack_server import FakeSlack
+from tests.support.smtp import SmtpServer
 from tests.unit.alerts.samples import NOW, forecast_alert, threshold_alert, unpriced_alert
 
 pytestmark = pytest.mark.integration

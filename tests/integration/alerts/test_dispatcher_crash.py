@@ -15,8 +15,8 @@ from meterline.alerts.dispatcher import AlertDispatcher
 from meterline.sinks.client import open_client
 from meterline.sinks.migrations import apply_migrations
 from tests.conftest import REPO_ROOT
-from tests.support.slack_server import FakeSlack
 from tests.integration.alerts.support import deliveries, dispatcher_settings, produce, wait_for
+from tests.support.slack_server import FakeSlack
 from tests.unit.alerts.samples import forecast_alert
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

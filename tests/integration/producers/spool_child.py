@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from meterline.producers import ProducerTuning, UsageProducer
@@ -18,7 +18,7 @@ from meterline.producers.traffic import generate_events
 def main() -> None:
     bootstrap, topic, spool_dir, seed, count = sys.argv[1:6]
     events = generate_events(
-        seed=int(seed), teams=4, start=datetime(2025, 5, 1, tzinfo=timezone.utc), count=int(count), duplicate_share=0.0
+        seed=int(seed), teams=4, start=datetime(2025, 5, 1, tzinfo=UTC), count=int(count), duplicate_share=0.0
     )
     tuning = ProducerTuning(bootstrap_timeout_s=1.0, delivery_timeout_s=3.0, stall_timeout_s=1.0)
     producer = UsageProducer(bootstrap, topic, Path(spool_dir), tuning=tuning).start()

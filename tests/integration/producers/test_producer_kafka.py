@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +13,15 @@ from typer.testing import CliRunner
 from meterline.cli import app
 from meterline.events import UsageEvent
 from meterline.producers import UsageProducer
-from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.integrations import metered, record_anthropic, record_openai, set_default_producer
+from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.traffic import generate_events
 from meterline.settings import load_settings
 from tests.integration.producers.kafka_read import consume
 from tests.unit.producers.fixtures import ANTHROPIC_MESSAGE, OPENAI_RESPONSE, as_sdk_object
 
 pytestmark = pytest.mark.integration
-START = datetime(2025, 5, 1, tzinfo=timezone.utc)
+START = datetime(2025, 5, 1, tzinfo=UTC)
 
 
 def test_emitted_events_arrive_byte_identical_with_keys_and_headers(

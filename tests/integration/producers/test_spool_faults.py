@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from meterline.services.kafka_local import LocalKafka, find_free_port
 from tests.integration.producers.kafka_read import consume
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-START = datetime(2025, 5, 1, tzinfo=timezone.utc)
+START = datetime(2025, 5, 1, tzinfo=UTC)
 FAST_FAILING = ProducerTuning(bootstrap_timeout_s=1.0, delivery_timeout_s=3.0, stall_timeout_s=1.0)
 CHILD = Path(__file__).with_name("spool_child.py")
 REPO = Path(__file__).resolve().parents[3]

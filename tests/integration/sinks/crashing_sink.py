@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 import threading
 
-from meterline.sinks.runner import SinkRunner
-
 from support import sink_settings  # type: ignore[import-not-found]
+
+from meterline.sinks.runner import SinkRunner
 
 
 def main() -> None:

@@ -13,14 +13,14 @@ import sys
 
 from aiohttp import web
 
+from meterline.settings import load_settings
 from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.client import open_client
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.samples import sample_priced_events
-from meterline.settings import load_settings
 from meterline.sinks.web import mount_sql
-from meterline.stream.web_auth import bearer_middleware
 from meterline.sinks.writer import write_batch
+from meterline.stream.web_auth import bearer_middleware
 
 
 async def main(dsn: str, port: int) -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-
 from kafka import KafkaConsumer
 
 from meterline.messages import BudgetState, DeadLetter

@@ -24,10 +24,16 @@ from meterline.sinks.batches import (
     plan_writes,
 )
 from meterline.sinks.errors import SinkWriteError
-from meterline.sinks.rows import UNPRICED_EVENT_COLUMNS, USAGE_EVENT_COLUMNS, USAGE_EVENTS, unpriced_event_row, usage_event_row
-from meterline.stream.processor import priced_json
+from meterline.sinks.rows import (
+    UNPRICED_EVENT_COLUMNS,
+    USAGE_EVENT_COLUMNS,
+    USAGE_EVENTS,
+    unpriced_event_row,
+    usage_event_row,
+)
 from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import InsertPipeline, write_batch
+from meterline.stream.processor import priced_json
 
 from .support import expected_totals, totals
 

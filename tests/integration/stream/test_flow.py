@@ -57,7 +57,7 @@ def test_events_priced_once_with_exact_spend_and_bad_messages_dead_lettered(
     producer.close()
 
     priced_reader = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
-    priced = priced_reader.poll_until(lambda rs: len(rs) >= 600)
+    priced_reader.poll_until(lambda rs: len(rs) >= 600)
     priced_reader.settle(quiet=3)
     parsed = [PricedEvent.model_validate_json(r.value) for r in priced_reader.records]
     assert Counter(p.event_id for p in parsed) == Counter({e.event_id: 1 for e in events})
@@ -84,7 +84,7 @@ def test_events_priced_once_with_exact_spend_and_bad_messages_dead_lettered(
     dlq.poll_until(lambda rs: len(rs) >= len(bad))
     letters = {DeadLetter.model_validate_json(r.value).error_kind: DeadLetter.model_validate_json(r.value) for r in dlq.records}
     assert set(letters) == set(bad)
-    for kind, (key, value) in bad.items():
+    for kind, (_key, value) in bad.items():
         letter = letters[kind]
         assert base64.b64decode(letter.value_b64) == value and letter.reason
         assert letter.topic == usage and letter.offset >= 400

@@ -172,7 +172,7 @@ def test_the_resolved_entry_cache_is_bounded_and_refills(monkeypatch: pytest.Mon
     catalog = PriceCatalog.load(PricingSettings())
     days = [datetime(2025, 1, day, tzinfo=UTC) for day in range(1, 8)]
     first = [price(catalog, "openai", "gpt-4o-mini", at=day).cost_usd for day in days]
-    assert len(catalog._cache) <= 3  # noqa: SLF001 - the bound is what is tested
+    assert len(catalog._cache) <= 3  # the bound is what is tested
     assert [price(catalog, "openai", "gpt-4o-mini", at=day).cost_usd for day in days] == first
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from genai_prices import Usage, calc_price
 
 from meterline.producers.traffic import MODEL_MIX, generate_events, team_names
 
-START = datetime(2025, 5, 1, tzinfo=timezone.utc)
+START = datetime(2025, 5, 1, tzinfo=UTC)
 GENAI_PROVIDER_IDS = {"google": "google-gla"}
 
 

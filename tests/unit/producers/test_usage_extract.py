@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -24,7 +24,7 @@ from tests.unit.producers.fixtures import (
     as_sdk_object,
 )
 
-NOW = datetime(2025, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 5, 1, 12, 0, tzinfo=UTC)
 
 CASES = [
     ("openai-chat", OPENAI_CHAT_COMPLETION, (1117, 46, 1024, 0, 0)),

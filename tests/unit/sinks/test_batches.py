@@ -25,9 +25,9 @@ from meterline.sinks.batches import (
 from meterline.sinks.rows import (
     BUDGET_SNAPSHOT_COLUMNS,
     DLQ_EVENT_COLUMNS,
+    SINK_BATCH_COLUMNS,
     UNPRICED_EVENT_COLUMNS,
     USAGE_EVENT_COLUMNS,
-    SINK_BATCH_COLUMNS,
 )
 
 BERLIN = timezone(timedelta(hours=2))

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from meterline.events import MAX_TAGS, MAX_TOKENS, OCCURRED_AT_MAX, OCCURRED_AT_MIN, UsageEvent
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
