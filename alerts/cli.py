@@ -47,7 +47,7 @@ def test_message(
     from meterline.alerts.secrets import with_secrets
     from meterline.alerts.testing import make_test_alert, route_for_test
     from meterline.alerts.view import alert_view
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
 
     if channel not in {"slack", "email", "console"}:
         raise fail(f"unknown channel {channel!r}: use --channel slack, email or console")
@@ -96,7 +96,7 @@ def list_deliveries(
     from rich.table import Table
 
     from meterline.alerts.store import DeliveryLog
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.settings import parse_duration
     from meterline.sinks.client import ClickHouseUnavailableError, is_embedded, open_client
     from meterline.sinks.routing import embedded_path, embedded_path_is_held
@@ -145,7 +145,7 @@ def _recent_via_worker(settings, since: datetime, limit: int):
     import orjson
 
     from meterline.alerts.store import COLUMNS, TABLE, DeliveryRecord
-    from meterline.cli import fail
+    from meterline.cli_support import fail
     from meterline.sinks.errors import SinkError
     from meterline.sinks.routing import query_via_worker
 

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from meterline import __version__
+from meterline.cli_support import console, fail, print_error, settings_from  # noqa: F401 - core_cli still imports fail and settings_from from here
 from meterline.errors import MeterlineError
-from meterline.settings import Settings, load_settings
 
 app = typer.Typer(
     name="meterline",
@@ -26,8 +25,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
 
 
 @app.callback()
@@ -45,27 +42,6 @@ def _main(
     ] = None,
 ) -> None:
     ctx.obj = {"config": config}
-
-
-def settings_from(ctx: typer.Context) -> Settings:
-    """Build (once per invocation) the Settings for a command; exit 2 with every bad key."""
-    root = ctx.find_root()
-    if root.obj is None:
-        root.obj = {}
-    if "settings" not in root.obj:
-        try:
-            root.obj["settings"] = load_settings(root.obj.get("config"))
-        except MeterlineError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            raise typer.Exit(2) from exc
-    settings: Settings = root.obj["settings"]
-    return settings
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print an error that says what to do and return the Exit to raise."""
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 @app.command()
@@ -94,7 +70,7 @@ def main() -> None:
     try:
         app()
     except MeterlineError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        print_error(str(exc))
         sys.exit(1)
 
 

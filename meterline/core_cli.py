@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from meterline.errors import MeterlineError
 from meterline.services.kafka_local import LocalKafka, broker_version, java_version, maven_version
@@ -156,8 +157,8 @@ def doctor(ctx: typer.Context) -> None:
 
     checks = run_checks(settings_from(ctx))
     for check in checks:
-        mark = "[green]ok  [/green]" if check.ok else ("[red]FAIL[/red]" if check.required else "[yellow]warn[/yellow]")
-        console.print(f"{mark} {check.name:<10} {check.detail}", highlight=False)
+        mark = ("ok  ", "green") if check.ok else (("FAIL", "red") if check.required else ("warn", "yellow"))
+        console.print(Text.assemble(mark, f" {check.name:<10} {check.detail}"), highlight=False)  # the detail as text, not markup
     if any(check.required and not check.ok for check in checks):
         raise typer.Exit(1)
 

@@ -10,13 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
-from rich.console import Console
+
+from meterline.cli_support import console, err_console
 
 if TYPE_CHECKING:
     from meterline.producers.producer import UsageProducer
-
-console = Console()
-err_console = Console(stderr=True)
 
 SpoolDirOption = Annotated[
     Optional[Path],
@@ -27,7 +25,7 @@ SpoolDirOption = Annotated[
 def _producer(ctx: typer.Context, spool_dir: Path | None) -> UsageProducer:
     import logging
 
-    from meterline.cli import settings_from
+    from meterline.cli_support import settings_from
     from meterline.producers.producer import UsageProducer
 
     # kafka-python logs every refused connection as an error; the producer's own warning
@@ -50,7 +48,7 @@ def _report(producer: UsageProducer) -> None:
 
 
 def _parse_tags(tags: list[str]) -> dict[str, str]:
-    from meterline.cli import fail
+    from meterline.cli_support import fail
 
     parsed = {}
     for item in tags:
@@ -98,7 +96,7 @@ def emit(
     """
     from pydantic import ValidationError
 
-    from meterline.cli import fail
+    from meterline.cli_support import fail
     from meterline.events import UsageEvent
     from meterline.producers.jsonl import describe_validation_error
 
@@ -130,7 +128,7 @@ def emit(
 def _emit_file(ctx: typer.Context, file: Path, spool_dir: Path | None) -> None:
     from rich.progress import Progress
 
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.producers.jsonl import count_lines, read_jsonl
 
     if not file.is_file():
@@ -162,7 +160,7 @@ def validate(
     The checks are the stream's own (schema, occurred_at range, repeated keys, size against
     stream.max_event_bytes), so a line that passes here is never dead-lettered for its content.
     """
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.producers.jsonl import read_jsonl
 
     if not file.is_file():
@@ -200,7 +198,7 @@ def loadgen(
 
     from rich.progress import Progress
 
-    from meterline.cli import fail
+    from meterline.cli_support import fail
     from meterline.producers.traffic import iter_events
 
     try:

@@ -25,7 +25,7 @@ def migrate(ctx: typer.Context) -> None:
     """
     from rich.console import Console
 
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.sinks.client import redact_dsn
     from meterline.sinks.errors import SinkError
     from meterline.sinks.migrations import apply_migrations
@@ -62,7 +62,7 @@ def sql(
     """
     import sys
 
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.sinks.errors import SinkError
     from meterline.sinks.query import OUTPUT_FORMATS
     from meterline.sinks.routing import run_sql
@@ -88,7 +88,7 @@ def db_info(
     from rich.console import Console
     from rich.table import Table
 
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.sinks.dbinfo import collect_db_info
     from meterline.sinks.errors import SinkError
 
@@ -120,7 +120,7 @@ def _human_bytes(size: int) -> str:
 
 
 def _open_or_fail(dsn: str):
-    from meterline.cli import fail
+    from meterline.cli_support import fail
     from meterline.sinks.client import ClickHouseUnavailableError, open_client
 
     try:

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         """Run the worker: validate, de-duplicate, price and budget usage events, write them to
         ClickHouse and deliver alerts. Serves /healthz, /metrics and /sql on stream.web_host:web_port
         (loopback by default). Stop it with Ctrl-C or SIGTERM."""
-        from meterline.cli import fail, settings_from
+        from meterline.cli_support import fail, settings_from
         from meterline.errors import MeterlineError
 
         settings = settings_from(ctx)

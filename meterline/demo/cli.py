@@ -37,7 +37,7 @@ def demo(
         return
     from rich.console import Console
 
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.demo.run import Demo, DemoOptions
     from meterline.errors import MeterlineError
 
@@ -55,7 +55,7 @@ def stop(data_dir: DataDirOption = Path(".meterline-demo")) -> None:
     """Stop the worker, the mail capture and the broker a `--keep` demo left running."""
     from rich.console import Console
 
-    from meterline.cli import fail
+    from meterline.cli_support import fail
     from meterline.demo.run import stop_demo
 
     if not stop_demo(data_dir, Console()):

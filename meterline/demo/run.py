@@ -20,6 +20,7 @@ from types import FrameType
 from rich.console import Console
 from rich.live import Live
 
+from meterline.cli_support import print_error
 from meterline.demo import queries
 from meterline.demo.config import DemoConfig, plan_budgets, render_config
 from meterline.demo.display import ConsoleAlertTail, LiveState, render
@@ -337,10 +338,10 @@ class Demo:
                 if not kept:
                     self.stop_all()
         if not report.complete:
-            self.console.print(
-                f"[red]error:[/red] ClickHouse holds {report.stored_distinct} of {report.distinct_sent} distinct events "
+            print_error(
+                f"ClickHouse holds {report.stored_distinct} of {report.distinct_sent} distinct events "
                 f"after {STORE_TIMEOUT_S:.0f} s; see {self.paths.worker_log}",
-                highlight=False,
+                to=self.console,
             )
             return 1
         if not kept:

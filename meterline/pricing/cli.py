@@ -60,7 +60,7 @@ def price(
 
     Example: meterline price -p openai -m gpt-4o --input 1000 --output 500
     """
-    from meterline.cli import fail
+    from meterline.cli_support import fail
     from meterline.pricing.errors import InvalidUsageError
 
     catalog = _catalog(ctx)
@@ -108,7 +108,7 @@ def estimate(
 
     Example: meterline estimate -m gpt-4o-mini -r 10000 --input 500 --output 200
     """
-    from meterline.cli import fail
+    from meterline.cli_support import fail
     from meterline.pricing.errors import InvalidUsageError
     from meterline.pricing.estimate import estimate as estimate_cost
 
@@ -166,7 +166,7 @@ def prices_list(
     as_json: JsonOption = False,
 ) -> None:
     """List the per-million-token prices in force (today, or --at) for every model."""
-    from meterline.cli import fail
+    from meterline.cli_support import fail
 
     catalog = _catalog(ctx)
     moment = _parse_at(at)
@@ -187,7 +187,7 @@ def prices_show(
     as_json: JsonOption = False,
 ) -> None:
     """Show every dated price of a model: tiers, cache rates, batch rule, source and price id."""
-    from meterline.cli import fail
+    from meterline.cli_support import fail
 
     catalog = _catalog(ctx)
     history = catalog.history(model, provider)
@@ -207,7 +207,7 @@ def prices_show(
 
 
 def _catalog(ctx: typer.Context) -> PriceCatalog:
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
     from meterline.pricing.catalog import PriceCatalog
     from meterline.pricing.errors import PricingError
 
@@ -218,7 +218,7 @@ def _catalog(ctx: typer.Context) -> PriceCatalog:
 
 
 def _parse_at(text: str | None) -> datetime:
-    from meterline.cli import fail
+    from meterline.cli_support import fail
 
     if text is None:
         return datetime.now(UTC)
@@ -285,6 +285,7 @@ def entry_json(entry: PriceEntry) -> dict[str, Any]:
         "time_window": entry.time_window,
         "bands": bands(entry.bands),
         "batch_rule": entry.batch_rule,
+        "batch_from": None if entry.batch_from is None else entry.batch_from.isoformat(),
         "batch_bands": bands(entry.batch_bands),
     }
 
@@ -353,7 +354,8 @@ def _print_entry_details(entries: list[PriceEntry]) -> None:
         typer.echo(f"{entry.price_id}  (source {entry.source})")
         typer.echo(f"  {entry.provider}/{entry.model}, effective from {effective}"
                    + (f", {entry.time_window}" if entry.time_window else ""))  # fmt: skip
-        for label, bands in (("standard", entry.bands), (f"batch ({entry.batch_rule})", entry.batch_bands)):
+        batch_label = entry.batch_rule if entry.batch_from is None else f"{entry.batch_rule} from {entry.batch_from.isoformat()}"
+        for label, bands in (("standard", entry.bands), (f"batch ({batch_label})", entry.batch_bands)):
             for band in bands:
                 scope = "" if band.above_input_tokens < 0 else f" above {band.above_input_tokens:,} input tokens"
                 reasoning = "" if band.reasoning is None else f", reasoning {_rate_text(band.reasoning)}"

@@ -67,6 +67,9 @@ class PriceEntry:
     time_window: str | None = None
     """Daily UTC window the price is limited to (off-peak prices), e.g. `16:30-00:30 UTC`."""
     aliases: tuple[str, ...] = ()
+    batch_from: date | None = None
+    """First UTC day of `batch_bands` when later than `effective_from`: the provider's own batch
+    price arrived after the standard price (before it, another entry holds the batch price)."""
     fast_bands: tuple[FastBand, ...] = field(init=False, repr=False, compare=False)
     fast_batch_bands: tuple[FastBand, ...] = field(init=False, repr=False, compare=False)
     batch_discounted: bool = field(init=False, repr=False, compare=False)

@@ -23,6 +23,8 @@ BATCH_CONTEXT: Final = {"processing": "batch"}
 """genai-prices' price-variant context for batch API calls."""
 TOKEN_PRICE_KEYS: Final = ("input_mtok", "cache_read_mtok", "cache_write_mtok", "output_mtok", "output_reasoning_mtok")
 SECONDS_PER_DAY: Final = 86_400
+PROVIDER_BATCH_PRICE: Final = "provider batch price"
+"""The batch rule of an entry whose batch bands are the provider's own batch price variant."""
 
 EntryNamer = Callable[[int, gp.ConditionalPrice | None], tuple[str, str]]
 """(index of the conditional price, the price) -> (price_id, source)."""
@@ -132,13 +134,27 @@ class ModelTimeline:
         )
 
     def entries(self) -> list[PriceEntry | str]:
-        """Every price of the model in order (a str says why one has no per-token price)."""
-        entries = []
+        """Every price of the model in order (a str says why one has no per-token price), each as
+        `for_day` applies it: a price whose provider batch price starts later gives one entry
+        before that day and one from it (`batch_from`)."""
+        entries: list[PriceEntry | str] = []
+        batch_starts = sorted(
+            {
+                variant.constraint.start_date
+                for _, variant in self._batch_variants
+                if isinstance(variant.constraint, gp.StartDateConstraint)
+            }
+        )
         for index, conditional in enumerate(self._conditionals):
             constraint = conditional.constraint if conditional is not None else None
             start = constraint.start_date if isinstance(constraint, gp.StartDateConstraint) else date(1970, 1, 1)
-            moment = datetime.combine(start, time(), tzinfo=UTC)
-            entries.append(self._entry(index, self._active_batch_variants(moment), moment))
+            for day in (start, *(later for later in batch_starts if later > start)):
+                moment = datetime.combine(day, time(), tzinfo=UTC)
+                if day != start and self._active_index(moment) != index:
+                    continue  # another of the model's prices is in force by then
+                entry = self._entry(index, self._active_batch_variants(moment), moment)
+                if not entries or entries[-1] is not entry:
+                    entries.append(entry)
         return entries
 
     def for_day(self, day: date) -> DayPrice | str | None:
@@ -195,15 +211,29 @@ class ModelTimeline:
             price_id, source = self._namer(index, conditional)
             batch_bands, batch_rule = self._batch_bands(prices, bands, batch_variants, index, moment)
             constraint = conditional.constraint if conditional is not None else None
+            effective_from = constraint.start_date if isinstance(constraint, gp.StartDateConstraint) else None
+            batch_from = None
+            if batch_rule == PROVIDER_BATCH_PRICE:
+                batch_from = max(
+                    (
+                        variant.constraint.start_date
+                        for i, variant in self._batch_variants
+                        if i in batch_variants and isinstance(variant.constraint, gp.StartDateConstraint)
+                    ),
+                    default=None,
+                )
+                if batch_from is not None and effective_from is not None and batch_from <= effective_from:
+                    batch_from = None
             result = PriceEntry(
                 price_id=price_id,
                 source=source,
                 provider=self.provider_id,
                 model=self.model.id,
-                effective_from=constraint.start_date if isinstance(constraint, gp.StartDateConstraint) else None,
+                effective_from=effective_from,
                 bands=bands,
                 batch_bands=batch_bands,
                 batch_rule=batch_rule,
+                batch_from=batch_from,
                 time_window=_window_label(constraint) if isinstance(constraint, gp.TimeOfDateConstraint) else None,
             )
         self._entries[key] = result
@@ -222,7 +252,7 @@ class ModelTimeline:
         if batch_variants and self.model.get_prices(moment) is prices:
             batch = bands_of(self.model.get_prices(moment, BATCH_CONTEXT))
             if batch is not None:
-                return batch, "provider batch price"
+                return batch, PROVIDER_BATCH_PRICE
         multiplier = self._batch_multiplier(index)
         if multiplier == 1:
             return bands, "no batch discount"

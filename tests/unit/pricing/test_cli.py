@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from meterline.cli import app
+from meterline.pricing import PriceCatalog
 
 from .conftest import EXAMPLE_PRICES
 
@@ -108,3 +110,46 @@ def test_impossible_usage_exits_1(config: Path) -> None:
     code, output = run(config, "price", "-p", "openai", "-m", "gpt-4o", "--input", "10", "--cache-read", "11", "--output", "1")
     assert code == 1
     assert "must not exceed input_tokens" in output
+
+
+def test_prices_show_gives_the_batch_price_that_price_batch_charges(config: Path) -> None:
+    # gpt-4o: x0.5 until genai-prices' own batch price starts (2026-10-14; it bills cache reads as input).
+    code, output = run(config, "prices", "show", "gpt-4o", "--provider", "openai", "--json")
+    assert code == 0, output
+    shown = json.loads(output)
+    assert [(entry["batch_rule"], entry["batch_from"]) for entry in shown] == [
+        ("x0.5", None),
+        ("provider batch price", "2026-10-14"),
+    ]
+    for entry, day in zip(shown, ("2026-10-01", "2026-11-01"), strict=True):
+        code, output = run(
+            config, "price", "-p", "openai", "-m", "gpt-4o", "--input", "1000000", "--output", "1000000",
+            "--cache-read", "1000000", "--batch", "--at", day, "--json",
+        )  # fmt: skip
+        assert code == 0, output
+        charged = json.loads(output)["breakdown"]
+        band = entry["batch_bands"][0]
+        assert Decimal(charged["cache_read_usd"]) == Decimal(band["cache_read"])
+        assert Decimal(charged["output_usd"]) == Decimal(band["output"])
+    code, output = run(config, "prices", "show", "gpt-4o", "--provider", "openai")
+    assert "batch (provider batch price from 2026-10-14): input 1.25, cache read 1.25," in output
+
+
+@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("openai", "gpt-4-turbo"), ("anthropic", "claude-sonnet-4-5")])
+def test_every_shown_batch_price_is_the_one_applied_from_its_first_day(
+    example_catalog: PriceCatalog, provider: str, model: str
+) -> None:
+    for entry in example_catalog.history(model, provider):
+        if isinstance(entry, str) or entry.time_window is not None:
+            continue
+        day = max(filter(None, (entry.effective_from, entry.batch_from, date(2000, 1, 1))))
+        result = example_catalog.price(
+            provider=provider, model=model, input_tokens=100_000, output_tokens=100_000,
+            cache_read_tokens=50_000, batch=True, at=datetime.combine(day, datetime.min.time(), tzinfo=UTC),
+        )  # fmt: skip
+        if result.price_id != entry.price_id:
+            continue  # a later entry of another provider's timeline is in force that day
+        band = entry.batch_bands[0]  # 100k input tokens: below every tier
+        assert (result.input_cost_usd, result.cache_read_cost_usd, result.output_cost_usd) == (
+            band.input * Decimal("0.05"), band.cache_read * Decimal("0.05"), band.output * Decimal("0.1")
+        ), (entry.price_id, day)
