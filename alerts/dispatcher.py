@@ -52,6 +52,7 @@ from meterline.alerts.retry import RetryPolicy
 from meterline.alerts.routing import Destination, check_routes, destinations_for
 from meterline.alerts.secrets import with_secrets
 from meterline.alerts.store import FINAL_STATUSES, AsyncDeliveryLog, DeliveryKey
+from meterline.kafka_options import METADATA_MAX_AGE_MS
 from meterline.messages import AlertEvent
 from meterline.settings import Settings
 
@@ -169,7 +170,7 @@ class AlertDispatcher:
                 auto_offset_reset="earliest",
                 # Alerts come in the stream's transactions: never act on an aborted one.
                 isolation_level="read_committed",
-                metadata_max_age_ms=5000,
+                metadata_max_age_ms=METADATA_MAX_AGE_MS,
                 fetch_max_wait_ms=self.settings.stream.fetch_max_wait_ms,
                 # Deliveries may wait for retries; polling goes on meanwhile, so the default is fine.
             )

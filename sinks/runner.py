@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from meterline.kafka_options import kafka_python_group_options
 from meterline.settings import Settings
 from meterline.sinks.batches import (
     JsonInsert,
@@ -345,19 +346,10 @@ class SinkRunner:
             # The stream writes in Kafka transactions: a killed worker's aborted batch is
             # replayed with new offsets, so reading it too would count its events twice.
             isolation_level="read_committed",
-            # Topics the worker creates after the sink started are picked up within seconds.
-            metadata_max_age_ms=5000,
-            fetch_max_wait_ms=self.settings.stream.fetch_max_wait_ms,
-            # One stream transaction (a few MB of priced events) in one fetch, not 1 MB slices.
-            max_partition_fetch_bytes=8 * 1024 * 1024,
             # Holding offsets through a long ClickHouse outage must not cost the assignment.
             max_poll_interval_ms=max(300_000, int(self.settings.sink.retry_max_seconds * 4000)),
             **{
-                # A killed sink's partitions move on after 10 s, as the stream's do (kafka-python's
-                # default, 45 s, kept a restarted sink idle that long); heartbeats run on their
-                # own thread, so a long insert does not count.
-                "session_timeout_ms": 10_000,
-                "heartbeat_interval_ms": 1_000,
+                **kafka_python_group_options(self.settings.stream.fetch_max_wait_ms),
                 **self._consumer_options,
             },
         )

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meterline.kafka_options import faust_consumer_options
 from meterline.settings import Settings
 from meterline.stream import faust_fence
 from meterline.stream.faults import FaultPlan
@@ -78,16 +79,13 @@ class StreamApp:
             stream_buffer_maxsize=max(1024, stream.take_max * 2),
             producer_linger_ms=5,
             producer_max_batch_size=512 * 1024,
-            consumer_max_fetch_size=8 * 1024 * 1024,
             broker_max_poll_records=max(500, stream.take_max),
             web_enabled=True,
             web_host=stream.web_host,
             web_bind=stream.web_host,
             web_port=stream.web_port,
             table_standby_replicas=0,
-            # A crashed worker's partitions move on after this long (faust's default is 60 s).
-            broker_session_timeout=10,
-            broker_heartbeat_interval=1,
+            **faust_consumer_options(),
             # The worker rebuilds its state from the changelogs itself (stream/changelog.py),
             # waiting for open transactions to end. faust's check compares against an end read
             # while a dead worker's transaction is still open (measured -1) and crashed the

@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
+from meterline.kafka_options import PARTITION_FETCH_BYTES
+
 log = logging.getLogger(__name__)
 Name = TypeVar("Name", bound=str)
 
@@ -49,7 +51,7 @@ async def read_changelogs(
     options = {"bootstrap_servers": bootstrap, "group_id": None, "enable_auto_commit": False}
     consumer = AIOKafkaConsumer(
         **options, auto_offset_reset="earliest", isolation_level="read_committed",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )  # fmt: skip
     probe = AIOKafkaConsumer(**options, isolation_level="read_uncommitted")
     await consumer.start()
