@@ -18,13 +18,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from meterline.events import UsageEvent
 
-MONEY_QUANTUM = Decimal("1e-12")
-
-
-def quantize_money(amount: Decimal) -> Decimal:
-    """Round to 1e-12 USD, the precision of ClickHouse Decimal(38, 12)."""
-    return amount.quantize(MONEY_QUANTUM)
-
 
 class PricedEvent(UsageEvent):
     """A usage event with its price. `cost_usd` is what the call cost."""

@@ -11,6 +11,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
+from meterline.money import MONEY_QUANTUM
 
 Row = list[Any]
 
@@ -131,14 +132,13 @@ def utc(moment: datetime) -> datetime:
 # Decimal(38, 12) holds 38 digits; Python's default context (28) would refuse the larger ones.
 _MONEY_CONTEXT = Context(prec=38)
 MONEY_LIMIT = Decimal(10) ** 26
-_MONEY_QUANTUM = Decimal("1e-12")
 
 
 def money(amount: Decimal) -> Decimal:
     """`amount` at 1e-12 USD; ValueError when it does not fit Decimal(38, 12)."""
     if not -MONEY_LIMIT < amount < MONEY_LIMIT:
         raise ValueError(f"{amount} USD does not fit Decimal(38, 12)")
-    return amount.quantize(_MONEY_QUANTUM, context=_MONEY_CONTEXT)
+    return amount.quantize(MONEY_QUANTUM, context=_MONEY_CONTEXT)
 
 
 def usage_event_row(event: PricedEvent) -> Row:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from meterline.messages import PricedEvent, quantize_money
+from meterline.messages import PricedEvent
+from meterline.money import quantize_money
 
 MILLION = Decimal(1_000_000)
 

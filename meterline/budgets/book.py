@@ -34,7 +34,8 @@ from meterline.budgets.rules import (
     threshold_amount,
     top_models,
 )
-from meterline.messages import AlertEvent, AlertKind, BudgetState, ModelSpend, quantize_money
+from meterline.messages import AlertEvent, AlertKind, BudgetState, ModelSpend
+from meterline.money import quantize_money
 from meterline.settings import BudgetConfig
 
 ZERO = Decimal(0)

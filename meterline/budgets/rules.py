@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
+from meterline.money import quantize_money
+
 PERCENT_QUANTUM = Decimal("0.0001")
 HUNDRED = Decimal(100)
 
@@ -46,7 +48,7 @@ def forecast_spend(spend: Decimal, elapsed_fraction: float) -> Decimal | None:
         return None
     # The fraction is a float of wall time; turn it into a Decimal via str for a stable result.
     fraction = Decimal(repr(elapsed_fraction))
-    return (spend / fraction).quantize(Decimal("1e-12"))
+    return quantize_money(spend / fraction)
 
 
 def forecast_exceeds(

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Final
 
 from genai_prices import types as gp
 
+from meterline.money import MONEY_ZERO
 from meterline.pricing.entry import PriceEntry, band_costs
 from meterline.pricing.errors import InvalidUsageError
 from meterline.pricing.overrides import OverrideRow, match_of, model_price_of, read_override_files
 from meterline.pricing.providers import batch_multiplier_for, canonical_provider
-from meterline.pricing.result import MONEY_ZERO, PriceResult, make_result, unpriced
+from meterline.pricing.result import PriceResult, make_result, unpriced
 from meterline.pricing.timeline import DayWindows, ModelTimeline
 
 if TYPE_CHECKING:

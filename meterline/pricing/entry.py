@@ -7,9 +7,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Final
 
-from meterline.pricing.result import MONEY_ZERO
+from meterline.money import MONEY_QUANTUM, MONEY_ZERO
 
-MONEY_QUANTUM: Final = Decimal("1e-12")
 NO_TIER: Final = -1
 """`above_input_tokens` of the base band: every call has more than -1 input tokens."""
 

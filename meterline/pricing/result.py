@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-MONEY_ZERO: Final = Decimal("0E-12")
-"""Zero quantised to 1e-12, so every money field carries the same exponent."""
+from meterline.money import MONEY_ZERO
 
 
 @dataclass(frozen=True, slots=True)

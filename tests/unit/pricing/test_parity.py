@@ -14,7 +14,7 @@ import genai_prices
 import pytest
 from genai_prices import types as gp
 
-from meterline.messages import quantize_money
+from meterline.money import quantize_money
 from meterline.pricing import PriceCatalog
 from meterline.pricing.catalog import bundled_providers
 from meterline.pricing.timeline import BATCH_CONTEXT
