@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Unpack
 
 from genai_prices import types as gp
 
 from meterline.money import MONEY_ZERO
 from meterline.pricing.entry import PriceEntry, band_costs
-from meterline.pricing.errors import InvalidUsageError
 from meterline.pricing.overrides import OverrideRow, match_of, model_price_of, read_override_files
 from meterline.pricing.providers import batch_multiplier_for, canonical_provider
 from meterline.pricing.result import PriceResult, make_result, unpriced
 from meterline.pricing.timeline import DayWindows, ModelTimeline
+from meterline.pricing.usage import TokenUsage, check_usage
 
 if TYPE_CHECKING:
     from meterline.events import UsageEvent
@@ -88,48 +88,15 @@ class PriceCatalog:
             event.occurred_at,
         )
 
-    def price(
-        self,
-        *,
-        provider: str,
-        model: str,
-        input_tokens: int,
-        output_tokens: int,
-        cache_read_tokens: int = 0,
-        cache_write_tokens: int = 0,
-        reasoning_tokens: int = 0,
-        batch: bool = False,
-        cache_hit: bool = False,
-        at: datetime,
-    ) -> PriceResult:
-        """Price one call made at `at`; `input_tokens` includes the cache tokens.
+    def price(self, *, provider: str, model: str, at: datetime, **usage: Unpack[TokenUsage]) -> PriceResult:
+        """Price one call made at `at` (the counts and flags: `TokenUsage`).
 
         Unknown models give `priced=False` with a reason; impossible token counts raise
         InvalidUsageError.
         """
-        if min(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens) < 0:
-            raise InvalidUsageError("token counts must not be negative")
-        if cache_read_tokens + cache_write_tokens > input_tokens:
-            raise InvalidUsageError(
-                "cache_read_tokens + cache_write_tokens must not exceed input_tokens "
-                "(input_tokens counts every prompt token, cached ones included)"
-            )
-        if reasoning_tokens > output_tokens:
-            raise InvalidUsageError("reasoning_tokens must not exceed output_tokens (output includes them)")
-        return self._price(
-            provider,
-            model,
-            input_tokens,
-            output_tokens,
-            cache_read_tokens,
-            cache_write_tokens,
-            reasoning_tokens,
-            batch,
-            cache_hit,
-            at,
-        )
+        return self._price(provider, model, *check_usage(usage), at)
 
-    def _price(
+    def _price(  # positional: the stream's hot path (price_event) calls it once per event
         self,
         provider: str,
         model: str,
