@@ -19,8 +19,8 @@ import orjson
 import pytest
 
 from meterline.messages import DeadLetter
-from tests.support.prices import ABSURD_PRICES
 from tests.integration.stream.harness import Reader, WorkerProcess
+from tests.support.prices import ABSURD_PRICES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

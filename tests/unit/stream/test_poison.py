@@ -26,7 +26,6 @@ from meterline.stream.validate import DLQ_VALUE_HEAD_BYTES, check_event, record_
 from tests.support.prices import ABSURD_PRICES
 from tests.unit.stream.test_processor import NOW, Recorded
 
-
 BUDGETS = [
     {"team": "ml", "name": "daily", "limit_usd": D("5"), "period": "day", "timezone": "Pacific/Kiritimati"},
     {"team": "ml", "name": "weekly", "limit_usd": D("50"), "period": "week", "timezone": "Etc/GMT+12"},
