@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meterline.alerts.errors import DeliveryError, TransientDeliveryError
+from meterline.backoff import Backoff
 from meterline.settings import AlertSettings
 
 
@@ -29,8 +30,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         """Delay after failed attempt number `attempt` (1-based): half fixed, half jitter."""
-        ceiling = min(self.max_seconds, self.initial_seconds * 2 ** (attempt - 1))
-        return ceiling / 2 + self.rng() * ceiling / 2
+        return Backoff(self.initial_seconds, self.max_seconds, jitter=0.5, rng=self.rng).delay(attempt)
 
     def next_delay(self, error: DeliveryError, attempt: int, elapsed: float) -> float | None:
         """Seconds to wait before the next attempt, or None to give up.

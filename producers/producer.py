@@ -20,6 +20,7 @@ from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meterline.backoff import Backoff
 from meterline.events import UsageEvent
 from meterline.gc_control import gc_paused
 from meterline.producers import record_builder
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
     from meterline.settings import Settings
 
 log = logging.getLogger(__name__)
+_RECONNECT = Backoff(0.25, 5.0)
+"""Pause between attempts to reach the broker while the spool holds messages."""
 
 DRAIN_MAX = 4096
 SYNC_EVERY_S = 0.1
@@ -470,7 +473,7 @@ class UsageProducer:
 
     # -- the replayer thread -----------------------------------------------------------
     def _replay_loop(self) -> None:
-        backoff = 0.25
+        failed_connects = 0
         assert self._replayer is not None
         try:
             while not self._stopping.is_set():
@@ -478,10 +481,10 @@ class UsageProducer:
                     self._replace_client()
                 if self._kafka is None:
                     if self._connect():
-                        backoff = 0.25
+                        failed_connects = 0
                     else:
-                        self._stopping.wait(backoff)
-                        backoff = min(backoff * 2, 5.0)
+                        failed_connects += 1
+                        self._stopping.wait(_RECONNECT.delay(failed_connects))
                     continue
                 try:
                     progressed = self._replayer.run_once()

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
+from meterline.backoff import Backoff
 from meterline.kafka_options import kafka_python_group_options
 from meterline.settings import Settings
 from meterline.sinks.batches import (
@@ -91,11 +92,6 @@ STAT_NAMES = (
     "budget_rows",
     "dlq_rows",
 )
-
-
-def backoff_seconds(attempt: int, cap: float) -> float:
-    """Exponential backoff for the `attempt`-th retry (1-based): 0.2, 0.4, 0.8 ... capped."""
-    return float(min(cap, 0.2 * 2 ** min(attempt - 1, 30)))
 
 
 class SinkRunner:
@@ -281,7 +277,7 @@ class SinkRunner:
                 self._failing = True
                 self.last_error = str(exc)
                 self.stats["write_failures"] += 1
-                delay = backoff_seconds(attempt, self.settings.sink.retry_max_seconds)
+                delay = Backoff(0.2, self.settings.sink.retry_max_seconds).delay(attempt)
                 log.warning("could not %s (attempt %d, next in %.1fs): %s", what, attempt, delay, exc)
                 if self._stop.is_set():
                     remaining = self._stop_deadline - self._now()

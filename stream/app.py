@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from meterline.backoff import Backoff
 from meterline.kafka_options import faust_consumer_options
 from meterline.settings import Settings
 from meterline.stream import faust_fence
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from faust.types import EventT
 
 log = logging.getLogger(__name__)
+_BATCH_RETRY = Backoff(0.1, 5.0)
+"""Pause before a failed batch is read again: short, since the cause may be gone already."""
 
 TABLES: tuple[TableName, ...] = ("cells", "fired", "dedup")
 HealthCheck = Callable[[], tuple[str, bool]]
@@ -191,7 +194,7 @@ class StreamApp:
             # offsets, and a hole against them is read back and sought (_continuous).
             log.warning("seeking back after a failed batch failed; resuming from the committed offsets", exc_info=True)
             self._assigned = True
-        await asyncio.sleep(min(5.0, 0.1 * 2 ** (self.failing_batches - 1)))
+        await asyncio.sleep(_BATCH_RETRY.delay(self.failing_batches))
 
     async def _process_batch(self, stream: Any, events: Sequence[EventT]) -> list[Record]:
         """One batch, committed whole or not at all. The order is the contract:

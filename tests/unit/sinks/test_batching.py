@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from meterline.sinks.batches import OffsetRange, SourceRecord
 from meterline.sinks.batching import BatchBuffer
-from meterline.sinks.runner import backoff_seconds
 
 T = "m.usage.priced"
 
@@ -130,7 +129,3 @@ def test_a_rebalance_keeps_records_of_partitions_still_owned_and_drops_the_other
     buffer.add(rec(5, 1))
     buffer.reassign([], previously_owned=[(T, 1), (T, 2)])  # partitions lost: nothing is kept
     assert len(buffer) == 0 and buffer.unknown() == set()
-
-
-def test_backoff_doubles_and_is_capped() -> None:
-    assert [backoff_seconds(n, 1.0) for n in range(1, 6)] == [0.2, 0.4, 0.8, 1.0, 1.0]
