@@ -97,8 +97,8 @@ def list_deliveries(
 
     from meterline.alerts.store import DeliveryLog
     from meterline.cli_support import fail, settings_from
-    from meterline.settings import parse_duration
-    from meterline.sinks.client import ClickHouseUnavailableError, is_embedded, open_client
+    from meterline.settings import is_embedded_dsn, parse_duration
+    from meterline.sinks.client import ClickHouseUnavailableError, open_client
     from meterline.sinks.routing import embedded_path, embedded_path_is_held
 
     window = parse_duration(since)
@@ -106,7 +106,7 @@ def list_deliveries(
         raise fail(f"--since {since!r} is not a duration: use e.g. 90s, 15m, 24h, 7d")
     settings = settings_from(ctx)
     dsn = settings.effective_clickhouse_dsn
-    if is_embedded(dsn) and embedded_path_is_held(embedded_path(dsn)):
+    if is_embedded_dsn(dsn) and embedded_path_is_held(embedded_path(dsn)):
         records = _recent_via_worker(settings, datetime.now(UTC) - window, limit)
     else:
         try:

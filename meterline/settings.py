@@ -289,6 +289,11 @@ class BudgetConfig(_Section):
 _config_path: ContextVar[Path | None] = ContextVar("meterline_config_path", default=None)
 
 
+
+def is_embedded_dsn(dsn: str) -> bool:
+    """True for the embedded engine's DSN (chdb:///path); the one answer to "is it embedded"."""
+    return urlsplit(dsn).scheme == "chdb"
+
 class Settings(BaseSettings):
     """Everything meterline reads from its environment."""
 
@@ -356,7 +361,7 @@ class Settings(BaseSettings):
 
     @property
     def clickhouse_is_embedded(self) -> bool:
-        return self.effective_clickhouse_dsn.startswith("chdb:")
+        return is_embedded_dsn(self.effective_clickhouse_dsn)
 
     def topic(self, name: str) -> str:
         """Full topic name: `topic('usage')` -> `meterline.usage`."""

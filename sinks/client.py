@@ -10,6 +10,8 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import ClickHouseError
 
 from meterline.errors import MeterlineError
+from meterline.settings import is_embedded_dsn
+from meterline.sinks.clickhouse_fence import ChdbClient
 
 
 class ClickHouseUnavailableError(MeterlineError):
@@ -33,8 +35,9 @@ def redact_dsn(dsn: str) -> str:
     return dsn
 
 
-def is_embedded(dsn: str) -> bool:
-    return urlsplit(dsn).scheme == "chdb"
+def client_is_embedded(client: Client) -> bool:
+    """True when `client` runs the embedded engine in this process (what its DSN said)."""
+    return isinstance(client, ChdbClient)
 
 
 def open_client(dsn: str, **settings: Any) -> Client:
@@ -43,7 +46,7 @@ def open_client(dsn: str, **settings: Any) -> Client:
     DateTime64('UTC') columns come back as timezone-aware datetimes (tz_mode="aware").
     """
     try:
-        if is_embedded(dsn):
+        if is_embedded_dsn(dsn):
             path = urlsplit(dsn).path
             if path:
                 from pathlib import Path

@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from meterline.settings import Settings
-from meterline.sinks.client import is_embedded, redact_dsn
+from meterline.settings import Settings, is_embedded_dsn
+from meterline.sinks.client import redact_dsn
 from meterline.sinks.routing import run_sql
 
 _TABLES_SQL = (
@@ -55,7 +55,7 @@ def collect_db_info(settings: Settings) -> DbInfo:
     (head,), via = _rows(settings, "SELECT version() AS version, currentDatabase() AS database")
     tables, _ = _rows(settings, _TABLES_SQL)
     return DbInfo(
-        engine="embedded (chDB)" if is_embedded(dsn) else "server",
+        engine="embedded (chDB)" if is_embedded_dsn(dsn) else "server",
         version=str(head["version"]),
         database=str(head["database"]),
         dsn=redact_dsn(dsn),

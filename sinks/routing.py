@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from meterline.settings import Settings
-from meterline.sinks.client import is_embedded, open_client
+from meterline.settings import Settings, is_embedded_dsn
+from meterline.sinks.client import open_client
 from meterline.sinks.errors import ReadOnlyQueryError, SinkError
 from meterline.sinks.query import limits_of, run_readonly_query
 
@@ -87,7 +87,7 @@ def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60
 def run_sql(settings: Settings, sql: str, fmt: str) -> tuple[str, bytes, Via]:
     """Run a read-only query where it can run; return (content type, body, how it ran)."""
     dsn = settings.effective_clickhouse_dsn
-    if is_embedded(dsn) and embedded_path_is_held(embedded_path(dsn)):
+    if is_embedded_dsn(dsn) and embedded_path_is_held(embedded_path(dsn)):
         content_type, body = query_via_worker(settings, sql, fmt)
         return content_type, body, "worker"
     client = open_client(dsn)

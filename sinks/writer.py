@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from meterline.gc_control import gc_paused
 from meterline.gil_handoff import quick_gil_handoff
 from meterline.sinks.batches import InsertBatch, JsonInsert, OffsetRange, Write, exact_inserts, insert_chunks
+from meterline.sinks.client import client_is_embedded
 from meterline.sinks.errors import PermanentWriteError, SinkWriteError, TransientWriteError
 from meterline.sinks.refusals import RefusedRow, halves, plan_unwritable
 from meterline.sinks.rows import MAX_PARTITIONS_PER_INSERT, SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS
@@ -264,7 +265,7 @@ class InsertPipeline:
         try:
             if table is None or settings is None:
                 table, settings = arrow_table(batch), insert_settings(batch)
-            if _is_embedded(self._client):
+            if client_is_embedded(self._client):
                 _insert_arrow_file(self._client, batch.table, table, settings)
             else:
                 self._client.insert_arrow(batch.table, table, settings=settings)
@@ -333,7 +334,7 @@ class InsertPipeline:
         settings = json_insert_settings(write)
         try:
             try:
-                if _is_embedded(self._client):
+                if client_is_embedded(self._client):
                     _insert_file(self._client, write.table, _write_bytes(blob), "", settings, "JSONEachRow")
                 else:
                     self._client.raw_insert(write.table, insert_block=blob, settings=settings, fmt="JSONEachRow")
@@ -421,10 +422,6 @@ def classify_write_error(table: str | None, exc: BaseException) -> SinkWriteErro
     if code == _MEMORY_LIMIT_EXCEEDED and "(total)" not in message:
         return PermanentWriteError(table, reason, code)
     return TransientWriteError(table, reason, code)
-
-
-def _is_embedded(client: Client) -> bool:
-    return type(client).__name__ == "ChdbClient"
 
 
 def _insert_arrow_file(client: Client, table_name: str, table: Any, settings: dict[str, Any]) -> None:
