@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import ValidationError
 
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
+from meterline.priced_json import priced_flag
 from meterline.sinks.rows import (
     BUDGET_SNAPSHOT_COLUMNS,
     BUDGET_SNAPSHOTS,
@@ -174,47 +175,6 @@ class JsonInsert:
 
 Write = InsertBatch | JsonInsert
 
-# The keys every priced event the stream writes (stream.processor.priced_json) holds, in the
-# order it writes them after `{"event_id":"`: `priced`, and those whose ClickHouse default
-# would differ from the contract's (a missing one must not become '' or 0 silently). Inside a
-# JSON string a quote is escaped, so `"key":` matches keys only; found in order, each search
-# starts where the last one ended (one pass over the bytes).
-_STREAM_JSON_PREFIX = b'{"event_id":"'
-_STREAM_JSON_KEYS = (
-    b'"occurred_at":"',
-    b'"schema_version":1,',
-    b'"team":"',
-    b'"provider":"',
-    b'"model":"',
-    b'"status":"',
-    b'"priced":',
-    b'"ingested_at":"',
-)
-_PRICED_KEY = _STREAM_JSON_KEYS[6]
-
-
-def stream_json_priced(record: SourceRecord) -> bool | None:
-    """For a priced event in the stream's own JSON, which ClickHouse can parse as it is, its
-    `priced` flag; None for anything else."""
-    value = record.value
-    if value is None or not value.startswith(_STREAM_JSON_PREFIX):
-        return None
-    at, priced = len(_STREAM_JSON_PREFIX), None
-    for key in _STREAM_JSON_KEYS:
-        at = value.find(key, at)
-        if at < 0:
-            return None
-        at += len(key)
-        if key is _PRICED_KEY:
-            if value.startswith(b"true", at):
-                priced = True
-            elif value.startswith(b"false", at):
-                priced = False
-            else:
-                return None
-    return priced
-
-
 def plan_writes(kind: TopicKind, batch: RangeBatch) -> list[Write]:
     """The writes that store `batch`: what `plan_inserts` plans, except that usage_events
     gets the priced events in the stream's own JSON as JSON lines, for ClickHouse to parse.
@@ -236,7 +196,7 @@ def plan_writes(kind: TopicKind, batch: RangeBatch) -> list[Write]:
     unpriced_sources: list[SourceRecord] = []
     rest: list[SourceRecord] = []
     for record in batch.records:
-        priced = stream_json_priced(record)
+        priced = priced_flag(record.value)
         if priced is None:
             rest.append(record)
             continue

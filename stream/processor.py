@@ -20,6 +20,7 @@ import orjson
 
 from meterline.budgets import BookChanges, BudgetBook, Charge, SpendCell, is_late
 from meterline.events import UsageEvent
+from meterline.priced_json import encode_priced_event
 from meterline.settings import Settings
 from meterline.stream.dedup import DedupChunk, DedupIndex, make_chunks
 from meterline.stream.metrics import StreamMetrics
@@ -66,28 +67,6 @@ class Effects(Protocol):
 
     async def flush(self, partition: int) -> None:
         """Hand everything buffered for `partition` to its transaction, in order."""
-
-
-def priced_json(event: UsageEvent, price: Any, *, late: bool, ingested_at: str) -> bytes:
-    """The `PricedEvent` JSON for an event and its `PriceResult` (validated fields only)."""
-    data = event.model_dump(mode="json", exclude_none=True)
-    data["priced"] = price.priced
-    if price.unpriced_reason is not None:
-        data["unpriced_reason"] = price.unpriced_reason
-    if price.price_id is not None:
-        data["price_id"] = price.price_id
-    if price.price_source is not None:
-        data["price_source"] = price.price_source
-    data["input_cost_usd"] = str(price.input_cost_usd)
-    data["cache_read_cost_usd"] = str(price.cache_read_cost_usd)
-    data["cache_write_cost_usd"] = str(price.cache_write_cost_usd)
-    data["output_cost_usd"] = str(price.output_cost_usd)
-    data["cost_usd"] = str(price.cost_usd)
-    data["cache_saving_usd"] = str(price.cache_saving_usd)
-    data["batch_saving_usd"] = str(price.batch_saving_usd)
-    data["late"] = late
-    data["ingested_at"] = ingested_at
-    return orjson.dumps(data)
 
 
 class StreamProcessor:
@@ -172,7 +151,7 @@ class StreamProcessor:
                 try:
                     price = self.pricer.price_event(event)
                     late = is_late(event.occurred_at, written_at, grace)
-                    body = priced_json(event, price, late=late, ingested_at=ingested_at)
+                    body = encode_priced_event(event, price, late=late, ingested_at=ingested_at)
                     charge = None
                     if not late:
                         charge = Charge(event.event_id, event.team, event.project, event.provider, event.model,

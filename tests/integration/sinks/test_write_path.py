@@ -10,6 +10,7 @@ import pytest
 
 from meterline.events import UsageEvent
 from meterline.messages import PricedEvent
+from meterline.priced_json import encode_priced_event
 from meterline.pricing import PriceCatalog
 from meterline.settings import PricingSettings
 from meterline.sinks.batches import (
@@ -33,7 +34,6 @@ from meterline.sinks.rows import (
 )
 from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import InsertPipeline, write_batch
-from meterline.stream.processor import priced_json
 
 from .support import expected_totals, totals
 
@@ -134,7 +134,7 @@ def stream_json_values() -> list[bytes]:
         UsageEvent(event_id="s-unpriced", occurred_at=datetime(2026, 10, 2, tzinfo=UTC), team="growth", provider="acme", model="m"),
     ]
     ingested = datetime(2026, 11, 1, 0, 0, 0, 1, tzinfo=UTC).isoformat()
-    return [priced_json(e, catalog.price_event(e), late=e.event_id == "s-bare", ingested_at=ingested) for e in events]
+    return [encode_priced_event(e, catalog.price_event(e), late=e.event_id == "s-bare", ingested_at=ingested) for e in events]
 
 
 def test_the_streams_json_parsed_by_clickhouse_gives_the_rows_of_the_exact_path(sink_client) -> None:  # type: ignore[no-untyped-def]

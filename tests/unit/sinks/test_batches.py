@@ -20,7 +20,6 @@ from meterline.sinks.batches import (
     plan_batch_log,
     plan_inserts,
     plan_writes,
-    stream_json_priced,
 )
 from meterline.sinks.rows import (
     BUDGET_SNAPSHOT_COLUMNS,
@@ -215,28 +214,6 @@ def test_events_in_the_streams_json_are_left_for_clickhouse_to_parse_and_the_res
     assert plan_writes("budget", RangeBatch(OffsetRange("m.budget.state", 0, 0, 0), [state])) == plan_inserts(
         "budget", RangeBatch(OffsetRange("m.budget.state", 0, 0, 0), [state])
     )
-
-
-def test_only_an_event_holding_every_field_clickhouse_would_default_differently_counts_as_stream_json() -> None:
-    value = priced().model_dump_json().encode()
-    assert stream_json_priced(record(0, value)) is True
-    assert stream_json_priced(record(0, value.replace(b'"priced":true', b'"priced":false'))) is False
-    refused = {
-        "no value (tombstone)": None,
-        "event_id not first": b"{" + value[value.index(b'"occurred_at"') :].replace(b"}", b',"event_id":"x"}', 1),
-        "spaced JSON": value.replace(b'"priced":true', b'"priced": true'),
-        "priced not a bool": value.replace(b'"priced":true', b'"priced":1'),
-        "team missing": value.replace(b'"team":"search",', b""),
-        "schema_version missing": value.replace(b'"schema_version":1,', b""),
-        "status missing": value.replace(b'"status":"ok",', b""),
-        "ingested_at missing": value.replace(b',"ingested_at":', b',"received":'),
-    }
-    for why, changed in refused.items():
-        assert changed != value, why
-        assert stream_json_priced(record(0, changed)) is None, why
-    # A key inside a string is escaped, so it never stands in for a missing field.
-    hidden = value.replace(b'"team":"search",', b"").replace(b'"feature":"chat"', b'"feature":"\\"team\\":\\"x"')
-    assert b'\\"team\\":\\"x' in hidden and stream_json_priced(record(0, hidden)) is None
 
 
 def test_json_lines_are_cut_into_chunks_by_position_and_fall_back_to_exact_rows_with_their_own_token() -> None:

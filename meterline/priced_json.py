@@ -1,0 +1,83 @@
+"""The priced-event JSON on usage.priced: written by the stream, read by the sink. Pure.
+
+Both sides of the byte-level contract live here. The stream writes each priced event with
+`encode_priced_event`; the sink hands such lines to ClickHouse to parse as they are when
+`priced_flag` recognises them, and validates anything else field by field. The recognition
+depends on the order the encoder writes the keys in (the order of `PricedEvent`'s fields),
+so the two must change together: tests/unit/test_priced_json.py checks one against the other.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from meterline.events import UsageEvent
+from meterline.pricing.result import PriceResult
+
+_MONEY_FIELDS = (
+    "input_cost_usd",
+    "cache_read_cost_usd",
+    "cache_write_cost_usd",
+    "output_cost_usd",
+    "cost_usd",
+    "cache_saving_usd",
+    "batch_saving_usd",
+)
+
+
+def encode_priced_event(event: UsageEvent, price: PriceResult, *, late: bool, ingested_at: str) -> bytes:
+    """The `PricedEvent` JSON for a validated event and its price, keys in the model's order."""
+    data: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
+    data["priced"] = price.priced
+    if price.unpriced_reason is not None:
+        data["unpriced_reason"] = price.unpriced_reason
+    if price.price_id is not None:
+        data["price_id"] = price.price_id
+    if price.price_source is not None:
+        data["price_source"] = price.price_source
+    for name in _MONEY_FIELDS:
+        data[name] = str(getattr(price, name))
+    data["late"] = late
+    data["ingested_at"] = ingested_at
+    return orjson.dumps(data)
+
+
+# The keys every encoded event holds, in the order it writes them after `{"event_id":"`:
+# `priced`, and those whose ClickHouse default would differ from the contract's (a missing one
+# must not become '' or 0 silently). Inside a JSON string a quote is escaped, so `"key":`
+# matches keys only; found in order, each search starts where the last one ended (one pass).
+ENCODED_PREFIX = b'{"event_id":"'
+REQUIRED_KEYS_IN_ORDER = (
+    b'"occurred_at":"',
+    b'"schema_version":1,',
+    b'"team":"',
+    b'"provider":"',
+    b'"model":"',
+    b'"status":"',
+    b'"priced":',
+    b'"ingested_at":"',
+)
+_PRICED_KEY = REQUIRED_KEYS_IN_ORDER[6]
+
+
+def priced_flag(value: bytes | None) -> bool | None:
+    """For a line `encode_priced_event` wrote, which ClickHouse can parse as it is, its `priced`
+    flag; None for anything else (another writer's JSON, spacing, a missing or moved key)."""
+    if value is None or not value.startswith(ENCODED_PREFIX):
+        return None
+    at, priced = len(ENCODED_PREFIX), None
+    for key in REQUIRED_KEYS_IN_ORDER:
+        at = value.find(key, at)
+        if at < 0:
+            return None
+        at += len(key)
+        if key is _PRICED_KEY:
+            if value.startswith(b"true", at):
+                priced = True
+            elif value.startswith(b"false", at):
+                priced = False
+            else:
+                return None
+    return priced

@@ -1,0 +1,103 @@
+"""The priced-event JSON contract, from both sides: what the stream encodes, the sink recognises
+and ClickHouse's contract model (PricedEvent) reads back unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from meterline.events import UsageEvent
+from meterline.messages import PricedEvent
+from meterline.priced_json import ENCODED_PREFIX, REQUIRED_KEYS_IN_ORDER, encode_priced_event, priced_flag
+from meterline.pricing import PriceCatalog
+from meterline.settings import PricingSettings
+
+INGESTED = "2026-10-03T12:05:07.000000Z"
+BASE: dict[str, object] = {
+    "event_id": "ev-1",
+    "occurred_at": datetime(2026, 10, 3, 14, 5, 6, 123456, tzinfo=timezone(timedelta(hours=2))),
+    "team": "search",
+    "provider": "openai",
+    "model": "gpt-4o",
+    "input_tokens": 1000,
+    "output_tokens": 200,
+}
+SHAPES: dict[str, dict[str, object]] = {
+    "bare": {},
+    "every optional field": {
+        "project": "ranker",
+        "app": "web",
+        "user": "u-1",
+        "environment": "prod",
+        "cache_read_tokens": 400,
+        "cache_write_tokens": 100,
+        "reasoning_tokens": 50,
+        "latency_ms": 812,
+        "request_id": "req-9",
+        "tags": {"feature": "chat", "tier": "gold"},
+    },
+    "batch": {"batch": True},
+    "cache hit": {"cache_hit": True},
+    "failed call": {"status": "error", "output_tokens": 0},
+    "no price for the model": {"model": "no-such-model-anywhere"},
+    "strings that hold the keys": {"tags": {"k": '"team":"x","priced":true'}, "request_id": '"status":"ok"'},
+}
+
+
+@pytest.fixture(scope="module")
+def catalog() -> PriceCatalog:
+    return PriceCatalog.load(PricingSettings())
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("late", [False, True])
+def test_what_the_stream_encodes_the_sink_recognises_and_the_contract_reads_back(
+    catalog: PriceCatalog, shape: str, late: bool
+) -> None:
+    event = UsageEvent.model_validate({**BASE, **SHAPES[shape]})
+    price = catalog.price_event(event)
+    encoded = encode_priced_event(event, price, late=late, ingested_at=INGESTED)
+    assert priced_flag(encoded) is price.priced
+    read = PricedEvent.model_validate_json(encoded)
+    assert read.model_dump(include=set(UsageEvent.model_fields)) == event.model_dump()
+    assert read.model_dump(exclude=set(UsageEvent.model_fields)) == {
+        **price.as_fields(),
+        "late": late,
+        "ingested_at": datetime(2026, 10, 3, 12, 5, 7, tzinfo=UTC),
+    }
+    assert all(isinstance(getattr(read, name), Decimal) for name in price.as_fields() if name.endswith("_usd"))
+
+
+def test_the_keys_the_sink_looks_for_come_in_the_order_of_the_contract_models_fields() -> None:
+    order = list(PricedEvent.model_fields)
+    looked_for = [ENCODED_PREFIX, *REQUIRED_KEYS_IN_ORDER]
+    names = [key.split(b'"')[1].decode() for key in looked_for]
+    assert names[0] == order[0] == "event_id"
+    assert [order.index(name) for name in names] == sorted(order.index(name) for name in names)
+
+
+def test_only_a_line_holding_every_field_clickhouse_would_default_differently_is_recognised(
+    catalog: PriceCatalog,
+) -> None:
+    event = UsageEvent.model_validate({**BASE, "tags": {"feature": "chat"}})
+    value = encode_priced_event(event, catalog.price_event(event), late=False, ingested_at=INGESTED)
+    assert priced_flag(value) is True
+    assert priced_flag(value.replace(b'"priced":true', b'"priced":false')) is False
+    refused = {
+        "no value (tombstone)": None,
+        "event_id not first": b"{" + value[value.index(b'"occurred_at"') :].replace(b"}", b',"event_id":"x"}', 1),
+        "spaced JSON": value.replace(b'"priced":true', b'"priced": true'),
+        "priced not a bool": value.replace(b'"priced":true', b'"priced":1'),
+        "team missing": value.replace(b'"team":"search",', b""),
+        "schema_version missing": value.replace(b'"schema_version":1,', b""),
+        "status missing": value.replace(b'"status":"ok",', b""),
+        "ingested_at missing": value.replace(b',"ingested_at":', b',"received":'),
+    }
+    for why, changed in refused.items():
+        assert changed != value, why
+        assert priced_flag(changed) is None, why
+    # A key inside a string is escaped, so it never stands in for a missing field.
+    hidden = value.replace(b'"team":"search",', b"").replace(b'"feature":"chat"', b'"feature":"\\"team\\":\\"x"')
+    assert b'\\"team\\":\\"x' in hidden and priced_flag(hidden) is None
