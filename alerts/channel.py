@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from meterline.alerts.routing import Destination
+from meterline.alerts.destinations import Destination
 from meterline.alerts.view import AlertView
 
 LookupAnswer = Literal["sent", "not_sent", "unknown"]

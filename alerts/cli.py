@@ -40,10 +40,10 @@ def test_message(
     from rich.console import Console
 
     from meterline.alerts.delivery import send_with_retries
+    from meterline.alerts.destinations import resolve_route
     from meterline.alerts.dispatcher import default_channels
     from meterline.alerts.errors import AlertConfigError
     from meterline.alerts.retry import RetryPolicy
-    from meterline.alerts.routing import resolve_route
     from meterline.alerts.secrets import with_secrets
     from meterline.alerts.testing import make_test_alert, route_for_test
     from meterline.alerts.view import alert_view

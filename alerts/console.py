@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import TextIO
 
 from meterline.alerts.channel import UNKNOWN_OUTCOME, Lookup
+from meterline.alerts.destinations import Destination
 from meterline.alerts.email_render import alert_email, digest_email, message_id_for
-from meterline.alerts.routing import Destination
 from meterline.alerts.view import AlertView
 
 

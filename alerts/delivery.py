@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from meterline.alerts.channel import Channel
+from meterline.alerts.destinations import Destination
 from meterline.alerts.errors import AlertConfigError, DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from meterline.alerts.ratelimit import TokenBucket, plan_send
 from meterline.alerts.retry import RetryPolicy
-from meterline.alerts.routing import Destination
 from meterline.alerts.store import NOT_SENT_PREFIX, AsyncDeliveryLog, DeliveryRecord, DeliveryStatus, delivery_record
 from meterline.alerts.view import AlertView, alert_view
 from meterline.messages import AlertEvent

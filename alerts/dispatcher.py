@@ -46,10 +46,10 @@ from pydantic import ValidationError
 
 from meterline.alerts.channel import Channel
 from meterline.alerts.delivery import DestinationWorker, Job
+from meterline.alerts.delivery_offsets import DeliveryOffsets
+from meterline.alerts.destinations import Destination, check_routes, destinations_for
 from meterline.alerts.errors import AlertConfigError
-from meterline.alerts.offsets import OffsetTracker
 from meterline.alerts.retry import RetryPolicy
-from meterline.alerts.routing import Destination, check_routes, destinations_for
 from meterline.alerts.secrets import with_secrets
 from meterline.alerts.store import FINAL_STATUSES, AsyncDeliveryLog, DeliveryKey
 from meterline.kafka_options import METADATA_MAX_AGE_MS
@@ -102,7 +102,7 @@ class AlertDispatcher:
         self._running = threading.Event()
         self._error: BaseException | None = None
         self._store: AsyncDeliveryLog | None = None
-        self._tracker: OffsetTracker[TopicPartition] = OffsetTracker()
+        self._tracker: DeliveryOffsets[TopicPartition] = DeliveryOffsets()
         self._workers: dict[Destination, DestinationWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._active: dict[DeliveryKey, Job] = {}

@@ -18,8 +18,8 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from meterline.alerts.channel import Lookup
 from meterline.alerts.classify import slack_failure
+from meterline.alerts.destinations import Destination
 from meterline.alerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from meterline.alerts.routing import Destination
 from meterline.alerts.slack_render import METADATA_EVENT_TYPE, SlackMessage, alert_message, digest_message
 from meterline.alerts.view import AlertView
 from meterline.settings import AlertSettings

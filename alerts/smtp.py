@@ -17,9 +17,9 @@ from email.message import EmailMessage
 
 from meterline.alerts.channel import UNKNOWN_OUTCOME, Lookup
 from meterline.alerts.classify import smtp_failure
+from meterline.alerts.destinations import Destination, email_recipients
 from meterline.alerts.email_render import alert_email, build_email, digest_email
 from meterline.alerts.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from meterline.alerts.routing import Destination, email_recipients
 from meterline.alerts.view import AlertView
 from meterline.settings import AlertSettings
 

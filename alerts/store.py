@@ -15,8 +15,8 @@ from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from meterline.alerts.destinations import Destination
 from meterline.alerts.errors import AlertConfigError
-from meterline.alerts.routing import Destination
 from meterline.messages import AlertEvent
 
 if TYPE_CHECKING:

@@ -16,14 +16,19 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts, plan_writes
 from meterline.sinks.client import open_client
+from meterline.sinks.insert_plan import OffsetRange, RangeBatch, SourceRecord, plan_inserts, plan_writes
 from meterline.sinks.migrations import apply_migrations
-from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import InsertPipeline, write_batch
+
+# The sample data lives with the tests (it is not shipped); run from anywhere, import it from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.samples import sample_priced_events
 
 
 def machine() -> str:

@@ -1,16 +1,20 @@
 """Regenerate docs/queries.md: run its queries on 20,000 sample priced events (`.venv/bin/python docs/make_queries.py`)."""
+import sys
 import tempfile
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 from meterline.messages import BudgetState
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.client import open_client
+from meterline.sinks.insert_plan import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.query import run_readonly_query
-from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import write_batch
+
+# The sample data lives with the tests (it is not shipped); run from anywhere, import it from the checkout.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.support.samples import sample_priced_events
 
 QUERIES = [
  ("Spend per team per day (last 5 days of data)", "SELECT day, team, requests, cost_usd FROM spend_per_team_day WHERE day >= '2026-11-10' ORDER BY day, team"),
@@ -75,7 +79,7 @@ out = ["# Cost questions in SQL", "",
 "Money columns are `Decimal(38, 12)` USD; times are UTC (`DateTime64(…, 'UTC')`).", "",
 "## Examples", "",
 "The output below is real: it was produced by running each query on 20,000 realistic priced",
-"events (`meterline.sinks.samples.sample_priced_events(20000, seed=2026)`, 2026-10-01 to",
+"events (`tests.support.samples.sample_priced_events(20000, seed=2026)`, 2026-10-01 to",
 "2026-11-15) written by the sink's own insert path, plus one budget state per team.",
 "Regenerate with `.venv/bin/python docs/make_queries.py`.", ""]
 for i, (title, sql) in enumerate(QUERIES, 1):

@@ -10,7 +10,6 @@ Money is `Decimal` and travels as a JSON string ("0.025000000000").
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
@@ -151,7 +150,3 @@ class AlertEvent(BaseModel):
     def make_id(team: str, budget: str, period: str, kind: AlertKind, threshold: Decimal | None) -> str:
         suffix = "" if threshold is None else f"/{threshold.normalize():f}"
         return f"{team}/{budget}/{period}/{kind}{suffix}"
-
-
-def utc_iso(moment: datetime) -> str:
-    return moment.isoformat()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from meterline.messages import DeadLetter
-from meterline.sinks.batches import InsertBatch, SourceRecord
+from meterline.sinks.insert_plan import InsertBatch, SourceRecord
 from meterline.sinks.rows import DLQ_EVENT_COLUMNS, DLQ_EVENTS, dead_letter_row
 
 

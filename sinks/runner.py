@@ -1,4 +1,4 @@
-"""ClickHouseSink: consume priced events, DLQ and budget states; write batches; commit after.
+"""SinkRunner: consume priced events, DLQ and budget states; write batches; commit after.
 
 The flush order is the contract (numbered in `_write` and `_commit`):
 1. record the boundaries of new ranges in sink_batches (write-ahead);
@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from meterline.backoff import Backoff
 from meterline.kafka_options import kafka_python_group_options
 from meterline.settings import Settings
-from meterline.sinks.batches import (
+from meterline.sinks.buffer import BatchBuffer, TopicPartition
+from meterline.sinks.errors import SinkError, SinkWriteError, TransientWriteError
+from meterline.sinks.insert_plan import (
     JsonInsert,
     OffsetRange,
     RangeBatch,
@@ -39,8 +41,6 @@ from meterline.sinks.batches import (
     plan_batch_log,
     plan_writes,
 )
-from meterline.sinks.batching import BatchBuffer, TopicPartition
-from meterline.sinks.errors import SinkError, SinkWriteError, TransientWriteError
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.writer import InsertPipeline, recorded_ranges, write_batch
 
@@ -405,5 +405,3 @@ _TABLE_STAT = {
     "budget_snapshots": "budget_rows",
     "dlq_events": "dlq_rows",
 }
-
-ClickHouseSink = SinkRunner

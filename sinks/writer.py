@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from meterline.gc_control import gc_paused
 from meterline.gil_handoff import quick_gil_handoff
-from meterline.sinks.batches import InsertBatch, JsonInsert, OffsetRange, Write, exact_inserts, insert_chunks
 from meterline.sinks.client import client_is_embedded
 from meterline.sinks.errors import PermanentWriteError, SinkWriteError, TransientWriteError
+from meterline.sinks.insert_plan import InsertBatch, JsonInsert, OffsetRange, Write, exact_inserts, insert_chunks
 from meterline.sinks.refusals import RefusedRow, halves, plan_unwritable
 from meterline.sinks.rows import MAX_PARTITIONS_PER_INSERT, SINK_BATCHES, UNPRICED_EVENTS, USAGE_EVENTS
 
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # Deterministic inserts: synchronous (async_insert is on by default in ClickHouse 26.x),
 # deduplicated by token on the table and on every materialized-view target it feeds, and
-# refused for too many partitions exactly where the plan cuts (sinks.batches.partition_pieces).
+# refused for too many partitions exactly where the plan cuts (sinks.insert_plan.partition_pieces).
 INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
     "insert_deduplicate": 1,
@@ -49,7 +49,7 @@ def insert_settings(batch: InsertBatch) -> dict[str, Any]:
     return settings
 
 
-# ClickHouse parsing the stream's JSON (sinks.batches.plan_writes): offsets in timestamps, and
+# ClickHouse parsing the stream's JSON (sinks.insert_plan.plan_writes): offsets in timestamps, and
 # nothing taken loosely that the contract would refuse (unknown keys, null for a required
 # field, a number or bool where a string is meant, a skipped bad row).
 JSON_INPUT_SETTINGS: dict[str, Any] = {
@@ -201,7 +201,7 @@ class InsertPipeline:
         self._handoff.__enter__()
 
     def submit(self, batch: Write) -> None:
-        """Convert `batch` (in chunks, sinks.batches.insert_chunks) and queue its inserts."""
+        """Convert `batch` (in chunks, sinks.insert_plan.insert_chunks) and queue its inserts."""
         if isinstance(batch, JsonInsert):
             if self._failure is None:
                 self._pending.append(self._executor.submit(self._insert_json, batch))

@@ -125,9 +125,6 @@ class BudgetBook:
         team, _, _ = key.partition("/")
         return next((b for b in self.by_team.get(team, ()) if b.key == key), None)
 
-    def budgets_of(self, team: str) -> list[BudgetConfig]:
-        return self.by_team.get(team, [])
-
     # -- the batch ------------------------------------------------------------------------------
     def admit(self, charge: Charge) -> None:
         """Raise what `apply` would raise on this one charge: its period in every budget it

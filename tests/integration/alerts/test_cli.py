@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from meterline.alerts.routing import Destination
+from meterline.alerts.destinations import Destination
 from meterline.alerts.store import DeliveryLog, delivery_record
 from meterline.cli import app
 from meterline.services.kafka_local import find_free_port

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from meterline.alerts.destinations import Destination
 from meterline.alerts.dispatcher import AlertDispatcher
-from meterline.alerts.routing import Destination
 from meterline.alerts.store import DeliveryLog, delivery_record
 from meterline.services.kafka_local import find_free_port
 from meterline.settings import Settings

@@ -16,10 +16,10 @@ import pytest
 from pydantic import SecretStr
 
 from meterline.alerts.delivery import send_with_retries
+from meterline.alerts.destinations import Destination
 from meterline.alerts.email_render import message_id_for
 from meterline.alerts.errors import PermanentDeliveryError, TransientDeliveryError
 from meterline.alerts.retry import RetryPolicy
-from meterline.alerts.routing import Destination
 from meterline.alerts.smtp import EmailChannel
 from meterline.alerts.view import alert_view
 from meterline.services.kafka_local import find_free_port

@@ -10,9 +10,9 @@ import pytest
 from pydantic import SecretStr
 
 from meterline.alerts.delivery import send_with_retries
+from meterline.alerts.destinations import Destination
 from meterline.alerts.errors import PermanentDeliveryError
 from meterline.alerts.retry import RetryPolicy
-from meterline.alerts.routing import Destination
 from meterline.alerts.slack import SlackChannel
 from meterline.alerts.slack_render import alert_message
 from meterline.alerts.view import alert_view

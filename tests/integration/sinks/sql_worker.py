@@ -14,13 +14,13 @@ import sys
 from aiohttp import web
 
 from meterline.settings import load_settings
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.client import open_client
+from meterline.sinks.insert_plan import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.migrations import apply_migrations
-from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.web import mount_sql
 from meterline.sinks.writer import write_batch
 from meterline.stream.web_auth import bearer_middleware
+from tests.support.samples import sample_priced_events
 
 
 async def main(dsn: str, port: int) -> None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from meterline.messages import DeadLetter
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
+from meterline.sinks.insert_plan import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.migrations import MIGRATIONS_TABLE, apply_migrations, load_migrations
 from meterline.sinks.writer import write_batch
 

@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 import pytest
 
 from meterline.messages import PricedEvent
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, Write, plan_inserts, plan_writes
 from meterline.sinks.client import open_client
 from meterline.sinks.errors import TransientWriteError
+from meterline.sinks.insert_plan import OffsetRange, RangeBatch, SourceRecord, Write, plan_inserts, plan_writes
 from meterline.sinks.rows import MAX_PARTITIONS_PER_INSERT
-from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import InsertPipeline
+from tests.support.samples import sample_priced_events
 
 from .support import expected_totals, totals
 

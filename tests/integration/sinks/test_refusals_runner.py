@@ -9,11 +9,11 @@ import threading
 import pytest
 
 from meterline.services.kafka_local import find_free_port
-from meterline.sinks.batches import RangeBatch
 from meterline.sinks.client import open_client
+from meterline.sinks.insert_plan import RangeBatch
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.runner import FlushStep, SinkRunner
-from meterline.sinks.samples import sample_priced_events
+from tests.support.samples import sample_priced_events
 
 from .support import create_topics, expected_totals, produce_priced, sink_settings, totals, wait_until
 from .test_refusals import REFUSING_CONSTRAINT, late_events, refused_by_the_engine

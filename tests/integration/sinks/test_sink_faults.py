@@ -12,7 +12,7 @@ import pytest
 
 from meterline.sinks.client import open_client
 from meterline.sinks.runner import SinkRunner
-from meterline.sinks.samples import sample_priced_events
+from tests.support.samples import sample_priced_events
 
 from .support import create_topics, expected_totals, produce_priced, sink_settings, totals, wait_until
 

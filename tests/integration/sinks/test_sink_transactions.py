@@ -14,7 +14,7 @@ from kafka import KafkaProducer
 
 from meterline.sinks.client import open_client
 from meterline.sinks.runner import SinkRunner
-from meterline.sinks.samples import sample_priced_events
+from tests.support.samples import sample_priced_events
 
 from .support import create_topics, expected_totals, sink_settings, totals, wait_until
 

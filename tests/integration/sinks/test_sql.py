@@ -16,7 +16,7 @@ from meterline.services.kafka_local import find_free_port
 from meterline.sinks.errors import ReadOnlyQueryError
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.query import run_readonly_query
-from meterline.sinks.samples import sample_priced_events
+from tests.support.samples import sample_priced_events
 
 pytestmark = pytest.mark.integration
 

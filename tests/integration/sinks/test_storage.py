@@ -9,10 +9,10 @@ from decimal import ROUND_DOWN, Decimal
 import pytest
 
 from meterline.messages import BudgetState, PricedEvent
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord, plan_inserts
+from meterline.sinks.insert_plan import OffsetRange, RangeBatch, SourceRecord, plan_inserts
 from meterline.sinks.rows import USAGE_EVENT_COLUMNS, usage_event_row
-from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import write_batch
+from tests.support.samples import sample_priced_events
 
 from .support import expected_totals, totals
 

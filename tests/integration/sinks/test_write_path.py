@@ -13,7 +13,8 @@ from meterline.messages import PricedEvent
 from meterline.priced_json import encode_priced_event
 from meterline.pricing import PriceCatalog
 from meterline.settings import PricingSettings
-from meterline.sinks.batches import (
+from meterline.sinks.errors import SinkWriteError
+from meterline.sinks.insert_plan import (
     INSERT_CHUNK_ROWS,
     InsertBatch,
     JsonInsert,
@@ -24,7 +25,6 @@ from meterline.sinks.batches import (
     plan_inserts,
     plan_writes,
 )
-from meterline.sinks.errors import SinkWriteError
 from meterline.sinks.rows import (
     UNPRICED_EVENT_COLUMNS,
     USAGE_EVENT_COLUMNS,
@@ -32,8 +32,8 @@ from meterline.sinks.rows import (
     unpriced_event_row,
     usage_event_row,
 )
-from meterline.sinks.samples import sample_priced_events
 from meterline.sinks.writer import InsertPipeline, write_batch
+from tests.support.samples import sample_priced_events
 
 from .support import expected_totals, totals
 

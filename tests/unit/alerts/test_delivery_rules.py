@@ -8,11 +8,11 @@ import pytest
 from pydantic import SecretStr
 
 from meterline.alerts.classify import parse_retry_after, slack_failure, smtp_failure
+from meterline.alerts.delivery_offsets import DeliveryOffsets
+from meterline.alerts.destinations import Destination, check_routes, destinations_for
 from meterline.alerts.errors import AlertConfigError, PermanentDeliveryError, TransientDeliveryError
-from meterline.alerts.offsets import OffsetTracker
 from meterline.alerts.ratelimit import TokenBucket, plan_send
 from meterline.alerts.retry import RetryPolicy
-from meterline.alerts.routing import Destination, check_routes, destinations_for
 from meterline.alerts.secrets import with_secrets
 from meterline.settings import AlertRoute, AlertSettings, BudgetConfig, Settings
 from tests.unit.alerts.samples import threshold_alert
@@ -141,7 +141,7 @@ def test_many_pending_alerts_become_one_digest() -> None:
 
 
 def test_offsets_commit_only_past_finished_messages() -> None:
-    tracker: OffsetTracker[str] = OffsetTracker()
+    tracker: DeliveryOffsets[str] = DeliveryOffsets()
     tracker.track("p0", 10, 2)
     tracker.track("p0", 11, 0)
     tracker.track("p0", 12, 1)

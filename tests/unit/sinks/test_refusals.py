@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
-from meterline.sinks.batches import INSERT_CHUNK_ROWS, InsertBatch, SourceRecord, insert_chunks, partition_pieces
 from meterline.sinks.errors import PermanentWriteError, TransientWriteError
+from meterline.sinks.insert_plan import INSERT_CHUNK_ROWS, InsertBatch, SourceRecord, insert_chunks, partition_pieces
 from meterline.sinks.refusals import RefusedRow, halves, plan_unwritable
 from meterline.sinks.rows import DLQ_EVENT_COLUMNS, MAX_PARTITIONS_PER_INSERT, USAGE_EVENTS
 from meterline.sinks.writer import classify_write_error

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from meterline.sinks.batches import InsertBatch
+from meterline.sinks.insert_plan import InsertBatch
 from meterline.sinks.rows import BUDGET_SNAPSHOT_COLUMNS, BUDGET_SNAPSHOTS
 from meterline.sinks.writer import _sql_literal, arrow_table
 

@@ -8,7 +8,7 @@ from typing import Generic, TypeVar
 P = TypeVar("P", bound=Hashable)
 
 
-class OffsetTracker(Generic[P]):
+class DeliveryOffsets(Generic[P]):
     """Count unfinished deliveries per (partition, offset); report the committable offsets.
 
     The committable offset of a partition is the lowest offset still waiting, or one past the

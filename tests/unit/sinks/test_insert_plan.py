@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
-from meterline.sinks.batches import (
+from meterline.sinks.insert_plan import (
     INSERT_CHUNK_ROWS,
     InsertBatch,
     JsonInsert,

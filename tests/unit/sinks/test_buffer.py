@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from meterline.sinks.batches import OffsetRange, SourceRecord
-from meterline.sinks.batching import BatchBuffer
+from meterline.sinks.buffer import BatchBuffer
+from meterline.sinks.insert_plan import OffsetRange, SourceRecord
 
 T = "m.usage.priced"
 

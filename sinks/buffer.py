@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from meterline.sinks.batches import OffsetRange, RangeBatch, SourceRecord
+from meterline.sinks.insert_plan import OffsetRange, RangeBatch, SourceRecord
 
 TopicPartition = tuple[str, int]
 Clock = Callable[[], float]
