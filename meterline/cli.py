@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from meterline import __version__
-from meterline.cli_support import console, fail, print_error, settings_from  # noqa: F401 - core_cli still imports fail and settings_from from here
+from meterline.cli_support import console, print_error
 from meterline.errors import MeterlineError
 
 app = typer.Typer(

@@ -42,7 +42,7 @@ PortOption = Annotated[
 @services_app.command("up")
 def services_up(ctx: typer.Context, port: PortOption = None) -> None:
     """Start the local Kafka broker (resolving its jars with mvn the first time)."""
-    from meterline.cli import fail, settings_from
+    from meterline.cli_support import fail, settings_from
 
     broker = local_kafka(settings_from(ctx), port)
     try:
@@ -60,7 +60,7 @@ def services_up(ctx: typer.Context, port: PortOption = None) -> None:
 @services_app.command("down")
 def services_down(ctx: typer.Context, port: PortOption = None) -> None:
     """Stop the broker `services up` started (only that process, by its pid)."""
-    from meterline.cli import settings_from
+    from meterline.cli_support import settings_from
 
     broker = local_kafka(settings_from(ctx), port)
     console.print("kafka stopped" if broker.stop() else "kafka was not running (nothing to stop)")
@@ -69,7 +69,7 @@ def services_down(ctx: typer.Context, port: PortOption = None) -> None:
 @services_app.command("status")
 def services_status(ctx: typer.Context, port: PortOption = None) -> None:
     """Say whether the local broker runs and answers; exit 1 if it does not answer."""
-    from meterline.cli import settings_from
+    from meterline.cli_support import settings_from
 
     broker = local_kafka(settings_from(ctx), port)
     status = broker.status()
@@ -153,7 +153,7 @@ def run_checks(settings: Settings) -> list[Check]:
 
 def doctor(ctx: typer.Context) -> None:
     """Check Kafka, ClickHouse, Java and Maven; one line each, exit 1 if a required part fails."""
-    from meterline.cli import settings_from
+    from meterline.cli_support import settings_from
 
     checks = run_checks(settings_from(ctx))
     for check in checks:

@@ -59,22 +59,26 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _child_main(settings: Settings, log_level: str, parent_pid: int) -> None:
-    _die_with_parent(parent_pid)
-    from meterline.stream.worker import run_worker
+RunParts = Callable[[Settings, set[str], str], int]
+"""Runs the named parts of the worker until stopped; returns the exit code (the worker's own
+entry, handed in so this module does not import the worker that imports it)."""
 
-    sys.exit(run_worker(settings, parts=set(CHILD_PARTS), log_level=log_level))
+
+def _child_main(run_parts: RunParts, settings: Settings, log_level: str, parent_pid: int) -> None:
+    _die_with_parent(parent_pid)
+    sys.exit(run_parts(settings, set(CHILD_PARTS), log_level))
 
 
 class Sidecar:
     """Starts, watches, restarts and stops the child process running the sink and the dispatcher."""
 
-    def __init__(self, settings: Settings, log_level: str) -> None:
+    def __init__(self, settings: Settings, log_level: str, run_parts: RunParts) -> None:
         self.port = 0
         self.url = ""
         """The child's web server; a new port for each child (see `_spawn`)."""
         self._settings = settings
         self._log_level = log_level
+        self._run_parts = run_parts
         self._stopping = threading.Event()
         self._process: Any = None
         self._health: dict[str, bool] = {}
@@ -116,7 +120,7 @@ class Sidecar:
         context = multiprocessing.get_context("spawn")
         self._process = context.Process(
             target=_child_main,
-            args=(child_settings(self._settings, self.port), self._log_level, os.getpid()),
+            args=(self._run_parts, child_settings(self._settings, self.port), self._log_level, os.getpid()),
             name="meterline-sink-alerts",
             daemon=False,
         )

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from meterline.gc_control import tune_for_service
 from meterline.settings import Settings
 from meterline.stream.logs import configure_logging
+from meterline.stream.sidecar import Sidecar, make_sql_proxy
 from meterline.stream.topics import ensure_topics
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
-
-    from meterline.stream.sidecar import Sidecar
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +110,7 @@ def run_worker(
     components = _start_components(settings, local)
     sidecar = None
     if split:
-        from meterline.stream.sidecar import Sidecar
-
-        sidecar = Sidecar(settings, log_level).start()
+        sidecar = Sidecar(settings, log_level, run_child_parts).start()
     log.info("worker starting", extra={"parts": ",".join(sorted(parts)), "prefix": settings.topic_prefix,
                                        "processes": 2 if split else 1})
     try:
@@ -125,6 +122,11 @@ def run_worker(
             sidecar.stop()
         _stop_components(components)
         log.info("worker stopped")
+
+
+def run_child_parts(settings: Settings, parts: set[str], log_level: str) -> int:
+    """The sidecar's child process: the named parts (the sink and the dispatcher)."""
+    return run_worker(settings, parts={part for part in PARTS if part in parts}, log_level=log_level)
 
 
 def _mount_sql(app: Any, settings: Settings) -> None:
@@ -152,8 +154,6 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
     if any(c.name == "sink" for c in components):
         _mount_sql(web_app, settings)
     if sidecar is not None:
-        from meterline.stream.sidecar import make_sql_proxy
-
         stream.health_checks.extend(sidecar.checks())
         router.add_route("*", "/sql", make_sql_proxy(sidecar))
     worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
