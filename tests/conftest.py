@@ -75,7 +75,7 @@ def chdb_dsn(chdb_path: Path) -> str:
 
 
 @pytest.fixture
-def chdb_client(chdb_dsn: str):  # type: ignore[no-untyped-def]
+def chdb_client(chdb_dsn: str):
     """A fresh embedded ClickHouse. chDB opens one path per process at a time: closed after."""
     import clickhouse_connect
 

@@ -49,7 +49,7 @@ def _clickhouse_rows(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
 
     client = open_client(f"chdb://{data_dir / 'clickhouse'}")
     try:
-        return list(client.query(sql).result_rows)
+        return [tuple(row) for row in client.query(sql).result_rows]
     finally:
         client.close()
 

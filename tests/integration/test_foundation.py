@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def test_kafka_round_trip(kafka_bootstrap: str, topic_prefix: str) -> None:
     topic = f"{topic_prefix}roundtrip"
     create_topics(kafka_bootstrap, {topic: 2})
-    sent = {f"key-{i % 3}".encode(): [] for i in range(3)}
+    sent: dict[bytes, list[bytes]] = {f"key-{i % 3}".encode(): [] for i in range(3)}
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     for i in range(30):
         key = f"key-{i % 3}".encode()
@@ -52,7 +52,7 @@ def test_kafka_round_trip(kafka_bootstrap: str, topic_prefix: str) -> None:
     assert received == sent
 
 
-def test_chdb_create_insert_select(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_chdb_create_insert_select(chdb_client) -> None:
     chdb_client.command(
         "CREATE TABLE spend (team String, cost Decimal(38, 12)) ENGINE = MergeTree ORDER BY team"
     )

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from meterline.backoff import Backoff
+
+
+def fixed(value: float) -> Callable[[], float]:
+    return lambda: value
 
 
 def test_delays_double_up_to_the_cap() -> None:
@@ -19,5 +25,5 @@ def test_jitter_draws_its_share_of_each_delay_from_the_random_source() -> None:
     high = Backoff(1, 8, jitter=0.5, rng=lambda: 0.999999)
     assert [low.delay(n) for n in range(1, 6)] == [0.5, 1, 2, 4, 4]
     assert [round(high.delay(n), 3) for n in range(1, 6)] == [1, 2, 4, 8, 8]
-    spread = {Backoff(1, 8, jitter=1.0, rng=lambda r=r: r).delay(3) for r in (0.0, 0.25, 0.5)}
+    spread = {Backoff(1, 8, jitter=1.0, rng=fixed(r)).delay(3) for r in (0.0, 0.25, 0.5)}
     assert spread == {0.0, 1.0, 2.0}

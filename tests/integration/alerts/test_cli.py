@@ -50,7 +50,7 @@ def test_alerts_test_reports_a_permanent_failure_with_exit_1(tmp_path: Path, fak
     assert "slack:#meterline-alerts: not delivered after 1 attempt(s): channel_not_found" in " ".join(output.split())
 
 
-def test_alerts_test_email_uses_the_secrets_file(tmp_path: Path, smtp_factory: Callable[..., SmtpServer], tls_ca) -> None:  # type: ignore[no-untyped-def]
+def test_alerts_test_email_uses_the_secrets_file(tmp_path: Path, smtp_factory: Callable[..., SmtpServer], tls_ca) -> None:
     from tests.support.smtp import SMTP_PASSWORD, SMTP_USER
 
     ca_file, context = tls_ca

@@ -31,7 +31,7 @@ def bot(fake: FakeSlack) -> SlackChannel:
     return SlackChannel(AlertSettings(slack_token=SecretStr("xoxb-test-token"), slack_base_url=fake.base_url, send_timeout_seconds=5))
 
 
-def deliver(channel: SlackChannel, policy: RetryPolicy = FAST):  # type: ignore[no-untyped-def]
+def deliver(channel: SlackChannel, policy: RetryPolicy = FAST):
     return asyncio.run(send_with_retries(channel, COSTS, [alert_view(threshold_alert(), NOW)], policy, time.monotonic))
 
 
@@ -95,7 +95,7 @@ def test_lookup_finds_an_earlier_post_by_its_metadata(fake_slack: FakeSlack) -> 
     alert = threshold_alert()
     since = NOW - timedelta(days=365 * 10)
 
-    async def scenario():  # type: ignore[no-untyped-def]
+    async def scenario():
         before = await channel.lookup(COSTS, alert.alert_id, since)
         external_id = await channel.send(COSTS, [alert_view(forecast_alert(), NOW), alert_view(alert, NOW)])
         after = await SlackChannel(channel_settings(fake_slack)).lookup(COSTS, alert.alert_id, since)

@@ -43,7 +43,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory, kafka_jar_cache: Path) -> I
         kafka.stop()
 
 
-def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -51,7 +51,7 @@ def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-u
         time.sleep(0.1)
 
 
-def ids_of(records) -> Counter[str]:  # type: ignore[no-untyped-def]
+def ids_of(records) -> Counter[str]:
     return Counter(UsageEvent.from_json_bytes(r.value).event_id for r in records)
 
 

@@ -29,7 +29,7 @@ def sink_dsn(request: pytest.FixtureRequest) -> Iterator[str]:
 
 
 @pytest.fixture
-def sink_client(sink_dsn: str):  # type: ignore[no-untyped-def]
+def sink_client(sink_dsn: str):
     """A client on `sink_dsn` with the schema applied; closed after the test."""
     from meterline.sinks.client import open_client
     from meterline.sinks.migrations import apply_migrations

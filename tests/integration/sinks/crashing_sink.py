@@ -19,7 +19,7 @@ def main() -> None:
     settings = sink_settings(bootstrap, prefix, dsn, batch_rows=int(batch_rows), batch_seconds=30)
     parked = threading.Event()
 
-    def after_step(step: str, batches: list) -> None:  # type: ignore[type-arg]
+    def after_step(step: str, batches: list) -> None:
         if step == "written":
             ranges = ",".join(f"{b.range.partition}:{b.range.first}-{b.range.last}" for b in batches)
             print(f"WRITTEN {ranges}", flush=True)

@@ -30,7 +30,7 @@ def bad_lines(offset: int, lines: list[int], count: int) -> list[DeadLetter]:
     ]
 
 
-def write_letters(client, letters: list[DeadLetter], first_offset: int = 0) -> None:  # type: ignore[no-untyped-def]
+def write_letters(client, letters: list[DeadLetter], first_offset: int = 0) -> None:
     records = [SourceRecord(DLQ_TOPIC, 0, first_offset + i, None, letter.model_dump_json().encode(), 0)
                for i, letter in enumerate(letters)]
     batch = RangeBatch(OffsetRange(DLQ_TOPIC, 0, first_offset, first_offset + len(letters) - 1), records)
@@ -38,7 +38,7 @@ def write_letters(client, letters: list[DeadLetter], first_offset: int = 0) -> N
         write_batch(client, insert)
 
 
-def test_every_bad_line_of_a_message_keeps_its_own_row_and_a_redelivery_adds_none(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_every_bad_line_of_a_message_keeps_its_own_row_and_a_redelivery_adds_none(sink_client) -> None:
     letters = bad_lines(40, [0, 3, 4, 9], 10) + bad_lines(41, [0], 1)
     write_letters(sink_client, letters)
     write_letters(sink_client, letters)  # the same range again: a replay after a crash before the commit
@@ -53,7 +53,7 @@ def test_every_bad_line_of_a_message_keeps_its_own_row_and_a_redelivery_adds_non
     assert sink_client.query(rows.format("FINAL")).result_rows == expected
 
 
-def test_dlq_rows_written_before_the_line_key_stay_as_line_0_of_1(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_dlq_rows_written_before_the_line_key_stay_as_line_0_of_1(chdb_client) -> None:
     before, after = load_migrations()[:4], load_migrations()[4:]
     assert after[0].label == "0005_dlq_line_key"
     # A database as the migrations before 0005 left it: dlq_events as 0003 made it.

@@ -30,11 +30,11 @@ VIEWS = {
 }
 
 
-def _tables(client) -> set[str]:  # type: ignore[no-untyped-def]
+def _tables(client) -> set[str]:
     return {row[0] for row in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
 
 
-def test_from_empty_then_reapplied_is_a_no_op(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_from_empty_then_reapplied_is_a_no_op(chdb_client) -> None:
     first = apply_migrations(chdb_client)
     assert [m.version for m in first] == [m.version for m in load_migrations()]
     assert _tables(chdb_client) == TABLES | VIEWS
@@ -43,7 +43,7 @@ def test_from_empty_then_reapplied_is_a_no_op(chdb_client) -> None:  # type: ign
     assert recorded == [(m.version, m.label) for m in load_migrations()]
 
 
-def test_alert_deliveries_has_exactly_the_agreed_columns(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_alert_deliveries_has_exactly_the_agreed_columns(chdb_client) -> None:
     apply_migrations(chdb_client)
     columns = chdb_client.query(
         "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'alert_deliveries' ORDER BY position"
@@ -68,7 +68,7 @@ def test_alert_deliveries_has_exactly_the_agreed_columns(chdb_client) -> None:  
     assert engine.startswith("ReplacingMergeTree(recorded_at) ORDER BY (alert_id, channel, target)")
 
 
-def test_ttl_follows_the_setting_each_time(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_ttl_follows_the_setting_each_time(chdb_client) -> None:
     apply_migrations(chdb_client, ttl_days=30)
     assert "toIntervalDay(30)" in chdb_client.command("SHOW CREATE TABLE usage_events")
     apply_migrations(chdb_client, ttl_days=7)
@@ -77,7 +77,7 @@ def test_ttl_follows_the_setting_each_time(chdb_client) -> None:  # type: ignore
     assert "TTL" not in chdb_client.command("SHOW CREATE TABLE usage_events")
 
 
-def test_an_edited_applied_migration_is_refused(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_an_edited_applied_migration_is_refused(chdb_client) -> None:
     apply_migrations(chdb_client)
     chdb_client.insert(
         MIGRATIONS_TABLE, [[1, "0001_usage_events", "0000000000000000"]], column_names=["version", "name", "checksum"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -52,14 +53,14 @@ def batch_of(events: list[PricedEvent], first: int = 0) -> RangeBatch:
     return RangeBatch(OffsetRange(TOPIC, 0, first, first + len(events) - 1), records)
 
 
-def write(client, writes: list[Write], on_insert=None) -> InsertPipeline:  # type: ignore[no-untyped-def]
+def write(client, writes: Sequence[Write], on_insert=None) -> InsertPipeline:
     with InsertPipeline(client, on_insert=on_insert) as pipeline:
         for item in writes:
             pipeline.submit(item)
     return pipeline
 
 
-def hourly(client) -> list[tuple]:  # type: ignore[no-untyped-def]
+def hourly(client) -> list[tuple]:
     return [tuple(r) for r in client.query(
         "SELECT hour, team, project, provider, model, sum(requests), sum(cost_usd), sum(input_tokens) "
         "FROM usage_hourly GROUP BY ALL ORDER BY ALL").result_rows]
@@ -80,7 +81,7 @@ def expected_hourly(events: list[PricedEvent]) -> list[tuple]:
 
 @pytest.mark.parametrize("path", ["json", "exact"])
 def test_a_batch_in_more_months_than_one_insert_may_touch_is_stored_whole_and_the_rollup_is_exact(
-    sink_client, path: str  # type: ignore[no-untyped-def]
+    sink_client, path: str
 ) -> None:
     events = late_events(MAX_PARTITIONS_PER_INSERT + 1) + sample_priced_events(200, seed=42)
     batch = batch_of(events)
@@ -99,7 +100,7 @@ def test_a_batch_in_more_months_than_one_insert_may_touch_is_stored_whole_and_th
 
 @pytest.mark.parametrize("path", ["json", "exact"])
 def test_a_row_the_engine_refuses_goes_to_dlq_events_and_the_rest_of_the_batch_is_stored(
-    sink_client, path: str  # type: ignore[no-untyped-def]
+    sink_client, path: str
 ) -> None:
     sink_client.command(REFUSING_CONSTRAINT)
     good = sample_priced_events(300, seed=43)
@@ -124,7 +125,7 @@ def test_a_row_the_engine_refuses_goes_to_dlq_events_and_the_rest_of_the_batch_i
 
 
 @pytest.mark.parametrize("landed_before_crash", [1, 3])
-def test_a_crash_between_pieces_then_the_replay_doubles_nothing(sink_client, landed_before_crash: int) -> None:  # type: ignore[no-untyped-def]
+def test_a_crash_between_pieces_then_the_replay_doubles_nothing(sink_client, landed_before_crash: int) -> None:
     # Pieces of both kinds: by month (101 months), then halves around a refused row.
     sink_client.command(REFUSING_CONSTRAINT)
     good = late_events(MAX_PARTITIONS_PER_INSERT + 1) + sample_priced_events(150, seed=44)
@@ -170,7 +171,7 @@ def test_a_closed_client_is_a_transient_failure_and_a_fresh_client_writes_the_ba
         client.close()
 
 
-def test_usage_events_refuses_an_occurred_at_its_rollup_cannot_hold(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_usage_events_refuses_an_occurred_at_its_rollup_cannot_hold(sink_client) -> None:
     from clickhouse_connect.driver.exceptions import DatabaseError
 
     from meterline.sinks.errors import PermanentWriteError

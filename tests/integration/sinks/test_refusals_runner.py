@@ -73,7 +73,7 @@ def test_an_engine_away_for_a_while_is_waited_for_then_written_once(
     nobody = f"http://127.0.0.1:{find_free_port()}"  # no ClickHouse listens there: connection refused
     opened: list[str] = []
 
-    def factory():  # type: ignore[no-untyped-def]
+    def factory():
         dsn = nobody if len(opened) < 3 else chdb_dsn
         opened.append(dsn)
         return open_client(dsn)

@@ -39,14 +39,14 @@ def meterline(args: list[str], env: dict[str, str]) -> subprocess.CompletedProce
 
 
 @pytest.mark.parametrize(("sql", "reason"), REFUSED)
-def test_run_readonly_query_refuses_writes_ddl_and_state_changes(chdb_client, sql: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_run_readonly_query_refuses_writes_ddl_and_state_changes(chdb_client, sql: str, reason: str) -> None:
     apply_migrations(chdb_client)
     with pytest.raises(ReadOnlyQueryError, match=reason):
         run_readonly_query(chdb_client, sql, "table")
     assert chdb_client.query("SELECT count() FROM system.tables WHERE name = 'usage_events'").result_rows == [(1,)]
 
 
-def test_run_readonly_query_renders_table_csv_and_json(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_run_readonly_query_renders_table_csv_and_json(chdb_client) -> None:
     sql = "SELECT 'search' AS team, toDecimal128('1234.5', 12) AS cost_usd, CAST(NULL, 'Nullable(String)') AS project"
     assert run_readonly_query(chdb_client, sql, "table") == (
         "text/plain; charset=utf-8",
@@ -58,7 +58,7 @@ def test_run_readonly_query_renders_table_csv_and_json(chdb_client) -> None:  # 
     assert body["columns"][1] == {"name": "cost_usd", "type": "Decimal(38, 12)"}
 
 
-def test_an_empty_result_still_names_its_columns(chdb_client) -> None:  # type: ignore[no-untyped-def]
+def test_an_empty_result_still_names_its_columns(chdb_client) -> None:
     apply_migrations(chdb_client)
     query = "SELECT team, sum(cost_usd) AS usd FROM usage_events GROUP BY team"
     assert run_readonly_query(chdb_client, query, "csv")[1] == b"team,usd\n"
@@ -89,7 +89,7 @@ def worker_holding(chdb_dsn: str) -> Iterator[tuple[dict[str, str], subprocess.P
             worker.wait(10)
 
 
-def test_meterline_sql_goes_through_the_worker_holding_the_embedded_database(worker_holding) -> None:  # type: ignore[no-untyped-def]
+def test_meterline_sql_goes_through_the_worker_holding_the_embedded_database(worker_holding) -> None:
     env, worker = worker_holding
     expected = sum((e.cost_usd for e in sample_priced_events(200, seed=9)), Decimal(0))
     done = meterline(["sql", "SELECT count() AS n, sum(cost_usd) AS cost FROM usage_events", "--format", "json"], env)
@@ -111,7 +111,7 @@ def test_meterline_sql_goes_through_the_worker_holding_the_embedded_database(wor
     assert worker.poll() is None, "the worker still holds the database"
 
 
-def test_meterline_sql_says_what_to_do_when_the_holder_has_no_endpoint(worker_holding) -> None:  # type: ignore[no-untyped-def]
+def test_meterline_sql_says_what_to_do_when_the_holder_has_no_endpoint(worker_holding) -> None:
     env, _ = worker_holding
     done = meterline(["sql", "SELECT 1"], {**env, "METERLINE_STREAM__WEB_PORT": str(find_free_port())})
     assert done.returncode == 1
@@ -186,7 +186,7 @@ def test_sql_endpoint_wants_the_token_and_the_cli_sends_it(chdb_dsn: str) -> Non
         _stop(worker)
 
 
-def test_a_post_whose_body_is_not_an_object_is_answered_400(worker_holding) -> None:  # type: ignore[no-untyped-def]
+def test_a_post_whose_body_is_not_an_object_is_answered_400(worker_holding) -> None:
     import urllib.error
     import urllib.request
 

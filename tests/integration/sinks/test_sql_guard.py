@@ -135,13 +135,13 @@ PASSES = [
 
 
 @pytest.fixture
-def cost_db(chdb_client):  # type: ignore[no-untyped-def]
+def cost_db(chdb_client):
     apply_migrations(chdb_client)
     return chdb_client
 
 
 @pytest.mark.parametrize(("sql", "reason"), ATTACKS, ids=[f"{i:02d}" for i in range(len(ATTACKS))])
-def test_attacks_are_refused_with_a_clear_message(cost_db, sql: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_attacks_are_refused_with_a_clear_message(cost_db, sql: str, reason: str) -> None:
     with pytest.raises(ReadOnlyQueryError) as refused:
         run_readonly_query(cost_db, sql, "csv")
     assert reason in str(refused.value)
@@ -151,11 +151,11 @@ def test_attacks_are_refused_with_a_clear_message(cost_db, sql: str, reason: str
 
 
 @pytest.mark.parametrize(("sql", "expected"), PASSES)
-def test_reading_queries_are_answered(cost_db, sql: str, expected: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_reading_queries_are_answered(cost_db, sql: str, expected: bytes) -> None:
     assert run_readonly_query(cost_db, sql, "csv")[1] == expected
 
 
-def test_every_query_of_docs_queries_md_is_answered(cost_db) -> None:  # type: ignore[no-untyped-def]
+def test_every_query_of_docs_queries_md_is_answered(cost_db) -> None:
     queries = re.findall(r"```sql\n(.*?)\n```", DOCS.read_text(), re.DOTALL)
     assert len(queries) >= 13
     for sql in queries:
@@ -163,7 +163,7 @@ def test_every_query_of_docs_queries_md_is_answered(cost_db) -> None:  # type: i
         assert body.startswith(b"{"), sql
 
 
-def test_limits_stop_heavy_and_large_queries(cost_db) -> None:  # type: ignore[no-untyped-def]
+def test_limits_stop_heavy_and_large_queries(cost_db) -> None:
     limits = QueryLimits(max_execution_time=1, max_result_rows=10, max_memory_usage=50 << 20)
     with pytest.raises(ReadOnlyQueryError, match="TIMEOUT_EXCEEDED"):
         run_readonly_query(cost_db, "SELECT count() FROM numbers(1e12)", "csv", limits)
@@ -173,7 +173,7 @@ def test_limits_stop_heavy_and_large_queries(cost_db) -> None:  # type: ignore[n
         run_readonly_query(cost_db, "SELECT groupArray(number) FROM numbers(1e8)", "csv", limits)
 
 
-def test_the_allowlist_names_real_functions_in_reviewed_categories(cost_db) -> None:  # type: ignore[no-untyped-def]
+def test_the_allowlist_names_real_functions_in_reviewed_categories(cost_db) -> None:
     rows = cost_db.query("SELECT name, alias_to, categories FROM system.functions").result_rows
     category = {name: cats for name, _, cats in rows}
     base = {name: alias or name for name, alias, _ in rows}
@@ -190,6 +190,6 @@ def test_the_allowlist_names_real_functions_in_reviewed_categories(cost_db) -> N
         assert not function_allowed(name), name
 
 
-def test_a_refusal_is_a_sql_refused_error_before_the_engine_runs_anything(cost_db) -> None:  # type: ignore[no-untyped-def]
+def test_a_refusal_is_a_sql_refused_error_before_the_engine_runs_anything(cost_db) -> None:
     with pytest.raises(SqlRefusedError):
         run_readonly_query(cost_db, "SELECT file('/etc/hostname')", "table")

@@ -21,14 +21,14 @@ pytestmark = pytest.mark.integration
 TOPIC = "t.usage.priced"
 
 
-def write_events(client, events: list[PricedEvent], first_offset: int = 0, topic: str = TOPIC, kind: str = "priced") -> None:  # type: ignore[no-untyped-def]
+def write_events(client, events: list[PricedEvent], first_offset: int = 0, topic: str = TOPIC, kind: str = "priced") -> None:
     records = [SourceRecord(topic, 0, first_offset + i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
     batch = RangeBatch(OffsetRange(topic, 0, first_offset, first_offset + len(events) - 1), records)
     for insert in plan_inserts(kind, batch):  # type: ignore[arg-type]
         write_batch(client, insert)
 
 
-def test_every_column_type_round_trips(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_every_column_type_round_trips(sink_client) -> None:
     tokyo = timezone(timedelta(hours=9))
     full = PricedEvent(
         event_id="ev-full", occurred_at=datetime(2026, 10, 31, 23, 59, 59, 999999, tzinfo=tokyo), team="search",
@@ -62,7 +62,7 @@ def test_every_column_type_round_trips(sink_client) -> None:  # type: ignore[no-
     assert [list(row) for row in got] == [usage_event_row(alone)]
 
 
-def test_the_same_batch_written_twice_changes_nothing(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_the_same_batch_written_twice_changes_nothing(sink_client) -> None:
     events = sample_priced_events(500, seed=3)
     write_events(sink_client, events)
     before = totals(sink_client)
@@ -80,7 +80,7 @@ def _q(value: Decimal) -> Decimal:
     return value.quantize(Decimal("1e-12"))
 
 
-def test_views_answer_with_exact_totals(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_views_answer_with_exact_totals(sink_client) -> None:
     events = sample_priced_events(3000, seed=5)
     for start in range(0, 3000, 1000):
         write_events(sink_client, events[start : start + 1000], first_offset=start)
@@ -124,7 +124,7 @@ def test_views_answer_with_exact_totals(sink_client) -> None:  # type: ignore[no
         assert per == (cost * 1000 / requests).quantize(Decimal("1e-12"), rounding=ROUND_DOWN)
 
 
-def test_spend_vs_budget_shows_the_latest_state_of_each_period(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_spend_vs_budget_shows_the_latest_state_of_each_period(sink_client) -> None:
     def state(spend: str, updated_hour: int, period: str = "2026-10") -> BudgetState:
         return BudgetState(
             team="search", budget="monthly", period=period, period_start=datetime(2026, 10, 1, tzinfo=UTC),

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.integration
 TOPIC = "t.usage.priced"
 
 
-def test_a_batch_repeating_an_event_id_stores_it_once(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_repeating_an_event_id_stores_it_once(sink_client) -> None:
     events = sample_priced_events(50, seed=11)
     again = events[7].model_copy(update={"ingested_at": events[7].ingested_at + timedelta(seconds=30)})
     values = [e.model_dump_json().encode() for e in [*events, again]]
@@ -58,7 +58,7 @@ def test_a_batch_repeating_an_event_id_stores_it_once(sink_client) -> None:  # t
     assert kept == [(again.ingested_at,)], "the later ingested_at wins, as ReplacingMergeTree(ingested_at) says"
 
 
-def test_a_batch_of_distinct_events_is_stored_row_for_row(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_of_distinct_events_is_stored_row_for_row(sink_client) -> None:
     events = sample_priced_events(2_000, seed=12)
     records = [SourceRecord(TOPIC, 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
     for insert in plan_inserts("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, len(events) - 1), records)):
@@ -77,7 +77,7 @@ def test_a_batch_of_distinct_events_is_stored_row_for_row(sink_client) -> None: 
     assert hourly == [(2_000, sum((e.cost_usd for e in events), start=events[0].cost_usd * 0))]
 
 
-def test_a_batch_larger_than_a_chunk_is_written_once_even_after_a_crash_between_chunks(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_batch_larger_than_a_chunk_is_written_once_even_after_a_crash_between_chunks(sink_client) -> None:
     events = sample_priced_events(INSERT_CHUNK_ROWS + 3_000, seed=13)
     records = [SourceRecord(TOPIC, 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
     inserts = plan_inserts("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, len(events) - 1), records))
@@ -99,7 +99,7 @@ def test_a_batch_larger_than_a_chunk_is_written_once_even_after_a_crash_between_
     assert sink_client.query("SELECT * FROM usage_hourly ORDER BY ALL").result_rows == hourly
 
 
-def test_a_failed_insert_raises_and_the_inserts_queued_after_it_are_skipped(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_insert_raises_and_the_inserts_queued_after_it_are_skipped(sink_client) -> None:
     events = sample_priced_events(20, seed=14)
     records = [SourceRecord(TOPIC, 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
     (usage,) = [i for i in plan_inserts("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, 19), records)) if i.table == USAGE_EVENTS]
@@ -137,7 +137,7 @@ def stream_json_values() -> list[bytes]:
     return [encode_priced_event(e, catalog.price_event(e), late=e.event_id == "s-bare", ingested_at=ingested) for e in events]
 
 
-def test_the_streams_json_parsed_by_clickhouse_gives_the_rows_of_the_exact_path(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_the_streams_json_parsed_by_clickhouse_gives_the_rows_of_the_exact_path(sink_client) -> None:
     values = stream_json_values() + [e.model_dump_json().encode() for e in sample_priced_events(500, seed=15)]
     records = [SourceRecord(TOPIC, 0, i, None, value, 0) for i, value in enumerate(values)]
     writes = plan_writes("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, len(values) - 1), records))
@@ -157,7 +157,7 @@ def test_the_streams_json_parsed_by_clickhouse_gives_the_rows_of_the_exact_path(
     assert totals(sink_client) == expected_totals(events)
 
 
-def test_a_line_clickhouse_refuses_sends_its_chunk_through_the_exact_path_once(sink_client) -> None:  # type: ignore[no-untyped-def]
+def test_a_line_clickhouse_refuses_sends_its_chunk_through_the_exact_path_once(sink_client) -> None:
     events = sample_priced_events(30, seed=16)
     values = [e.model_dump_json().encode() for e in events if e.priced]
     bad = values[3].replace(b'"input_tokens":', b'"input_tokens":-', 1)

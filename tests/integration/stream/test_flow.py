@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from meterline.events import UsageEvent
-from meterline.messages import BudgetState, DeadLetter, PricedEvent
+from meterline.messages import BudgetState, DeadLetter, DeadLetterKind, PricedEvent
 from meterline.pricing import PriceCatalog
 from meterline.settings import Settings
 from tests.integration.stream.harness import Reader, WorkerProcess, event, make_producer, produce_events
@@ -43,7 +43,7 @@ def test_events_priced_once_with_exact_spend_and_bad_messages_dead_lettered(
     usage = f"{topic_prefix}usage"
     produce_events(producer, usage, events[:400])
     good = events[1].to_json_bytes()  # team ml
-    bad = {
+    bad: dict[DeadLetterKind, tuple[bytes, bytes]] = {
         "not_json": (b"ml", b"{broken"),
         "not_utf8": (b"ml", b"\xff\xfe\xfd"),
         "schema": (b"ml", b'{"team": "ml", "provider": "openai"}'),

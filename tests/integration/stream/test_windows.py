@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +21,11 @@ pytestmark = pytest.mark.integration
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def fixed(n: int, team: str, at: datetime):  # type: ignore[no-untyped-def]
+def at_least(count: int) -> Callable[[list[Any]], bool]:
+    return lambda records: len(records) >= count
+
+
+def fixed(n: int, team: str, at: datetime):
     return event(n, team=team, at=at, input_tokens=10_000, output_tokens=1_000)
 
 
@@ -68,8 +73,8 @@ period = "day"
     sent = 0
     for step, states_after in zip(steps, (2, 4, 5), strict=True):  # the 49 h late event moves no budget
         sent += produce_events(producer, usage, step)
-        priced.poll_until(lambda rs, n=sent: len(rs) >= n)  # one step at a time: batches stay apart
-        states.poll_until(lambda rs, n=states_after: len(rs) >= n)
+        priced.poll_until(at_least(sent))  # one step at a time: batches stay apart
+        states.poll_until(at_least(states_after))
     producer.close()
     states.settle(quiet=2)
     by_budget: dict[str, list[BudgetState]] = {}

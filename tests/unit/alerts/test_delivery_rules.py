@@ -36,7 +36,7 @@ def make_settings(**alerts: object) -> Settings:
         slack_token=SecretStr("xoxb-test"),
         smtp_default_recipients=["costs@example.org"],
         default_routes=[AlertRoute(channel="console"), AlertRoute(channel="email")],
-        **alerts,  # type: ignore[arg-type]
+        **alerts,
     )
     return Settings(alerts=section, budgets=budgets)
 

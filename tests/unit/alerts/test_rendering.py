@@ -33,11 +33,11 @@ def check_golden(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8")
 
 
-def slack_text(message) -> str:  # type: ignore[no-untyped-def]
+def slack_text(message) -> str:
     return f"{message.text}\n{json.dumps(message.blocks, indent=2, ensure_ascii=False)}\n"
 
 
-def email_text(content) -> str:  # type: ignore[no-untyped-def]
+def email_text(content) -> str:
     return f"Subject: {content.subject}\n\n{content.text}\n----- html -----\n{content.html}\n"
 
 

@@ -24,7 +24,7 @@ def charge(n: int, cost: str, at: datetime, *, team: str = "ml", model: str = "g
 def daily(**kw: object) -> BudgetConfig:
     base: dict[str, object] = {"team": "ml", "name": "daily", "limit_usd": D(100), "period": "day"}
     base.update(kw)
-    return BudgetConfig(**base)  # type: ignore[arg-type]
+    return BudgetConfig(**base)
 
 
 def test_spend_is_exact_and_aggregated_per_period() -> None:
@@ -139,7 +139,7 @@ def test_hard_limit_state() -> None:
 def rolling(**kw: object) -> BudgetConfig:
     base: dict[str, object] = {"team": "ml", "name": "roll", "limit_usd": D(100), "period": "rolling", "window": timedelta(hours=1)}
     base.update(kw)
-    return BudgetConfig(**base)  # type: ignore[arg-type]
+    return BudgetConfig(**base)
 
 
 def test_rolling_window_sums_the_last_minutes_and_rearms() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def test_omitted_counts_and_flags_are_zero_and_false() -> None:
         ({"input_tokens": 1, "output_tokens": 1, "reasoning_tokens": 2}, InvalidUsageError),
     ],
 )
-def test_price_and_estimate_refuse_the_same_usage(bundled_catalog: PriceCatalog, usage: dict[str, object], error: type[Exception]) -> None:
+def test_price_and_estimate_refuse_the_same_usage(bundled_catalog: PriceCatalog, usage: dict[str, Any], error: type[Exception]) -> None:
     with pytest.raises(error):
         bundled_catalog.price(provider="openai", model="gpt-4o", at=AT, **usage)
     with pytest.raises(error):
@@ -35,7 +36,7 @@ def test_price_and_estimate_refuse_the_same_usage(bundled_catalog: PriceCatalog,
 
 
 def test_estimate_prices_a_request_as_price_does(bundled_catalog: PriceCatalog) -> None:
-    usage = {"input_tokens": 1000, "output_tokens": 300, "cache_read_tokens": 200, "batch": True}
+    usage: dict[str, Any] = {"input_tokens": 1000, "output_tokens": 300, "cache_read_tokens": 200, "batch": True}
     one = bundled_catalog.price(provider="openai", model="gpt-4o", at=AT, **usage)
     found = estimate(bundled_catalog, provider="openai", model="gpt-4o", requests_per_day=10, at=AT, **usage)
     assert found.per_request == one and found.periods["daily"] == one.cost_usd * 10

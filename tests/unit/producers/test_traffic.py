@@ -16,26 +16,26 @@ GENAI_PROVIDER_IDS = {"google": "google-gla"}
 
 
 @pytest.fixture(scope="module")
-def events():  # type: ignore[no-untyped-def]
+def events():
     return generate_events(seed=7, teams=12, start=START, count=5000, rate=50.0)
 
 
-def test_same_seed_same_events(events) -> None:  # type: ignore[no-untyped-def]
+def test_same_seed_same_events(events) -> None:
     again = generate_events(seed=7, teams=12, start=START, count=5000, rate=50.0)
     assert [e.to_json_bytes() for e in again] == [e.to_json_bytes() for e in events]
 
 
-def test_other_seed_other_events(events) -> None:  # type: ignore[no-untyped-def]
+def test_other_seed_other_events(events) -> None:
     other = generate_events(seed=8, teams=12, start=START, count=200, rate=50.0)
     assert [e.event_id for e in other] != [e.event_id for e in events[:200]]
 
 
-def test_event_times_follow_the_rate(events) -> None:  # type: ignore[no-untyped-def]
+def test_event_times_follow_the_rate(events) -> None:
     assert events[0].occurred_at == START
     assert max(e.occurred_at for e in events) <= START + timedelta(seconds=5000 / 50.0)
 
 
-def test_mix_of_teams_providers_models_and_flags(events) -> None:  # type: ignore[no-untyped-def]
+def test_mix_of_teams_providers_models_and_flags(events) -> None:
     assert {e.team for e in events} <= set(team_names(12)) and len({e.team for e in events}) >= 10
     assert team_names(3) == ["team-01", "team-02", "team-03"]
     assert {e.provider for e in events} == {"openai", "anthropic", "google"}
@@ -50,14 +50,14 @@ def test_mix_of_teams_providers_models_and_flags(events) -> None:  # type: ignor
     assert sum(e.status == "error" for e in events) > 10
 
 
-def test_a_few_exact_duplicates(events) -> None:  # type: ignore[no-untyped-def]
+def test_a_few_exact_duplicates(events) -> None:
     counts = Counter(e.event_id for e in events)
     duplicates = sum(n - 1 for n in counts.values())
     assert 1 <= duplicates <= 50
     assert len(counts) + duplicates == len(events)
 
 
-def test_token_sizes_have_a_long_tail(events) -> None:  # type: ignore[no-untyped-def]
+def test_token_sizes_have_a_long_tail(events) -> None:
     sizes = sorted(e.input_tokens for e in events)
     median = statistics.median(sizes)
     assert sizes[int(len(sizes) * 0.99)] > 8 * median
@@ -77,7 +77,7 @@ def test_every_model_is_priced_by_genai_prices() -> None:
     ("kwargs", "message"),
     [({"teams": 0}, "teams"), ({"rate": 0}, "rate"), ({"start": datetime(2025, 1, 1)}, "timezone")],
 )
-def test_bad_arguments_say_what_to_do(kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_bad_arguments_say_what_to_do(kwargs: dict, message: str) -> None:
     args = {"seed": 1, "teams": 2, "start": START, "count": 1, **kwargs}
     with pytest.raises(ValueError, match=message):
         generate_events(**args)

@@ -20,7 +20,7 @@ def rec(offset: int, partition: int = 0) -> SourceRecord:
     return SourceRecord(T, partition, offset, None, b"v", 0)
 
 
-def ranges(batches) -> list[tuple[int, int, int, int]]:  # type: ignore[no-untyped-def]
+def ranges(batches) -> list[tuple[int, int, int, int]]:
     return [(b.range.partition, b.range.first, b.range.last, len(b.records)) for b in batches]
 
 

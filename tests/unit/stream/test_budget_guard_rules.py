@@ -38,7 +38,8 @@ def test_check(value: bytes, raises: bool) -> None:
     if raises:
         with pytest.raises(BudgetExceededError) as info:
             guard.check("ml")
-        assert isinstance(info.value, ProducerError) and info.value.budget == "a"
+        error: Exception = info.value
+        assert isinstance(error, ProducerError) and info.value.budget == "a"
     else:
         guard.check("ml")
 

@@ -11,7 +11,7 @@ from meterline.stream.app import StreamApp
 def fetch_wait_of_a_new_worker_consumer(**stream: object) -> int:
     async def build() -> int:
         app = StreamApp(load_settings(topic_prefix="unit.", stream=stream)).app
-        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)  # type: ignore[attr-defined]  # ConsumerT does not declare the thread faust's Consumer has
         try:
             return int(consumer._fetch_max_wait_ms)
         finally:
@@ -45,7 +45,7 @@ def test_a_disarmed_event_is_never_recorded_as_safe_to_commit() -> None:
         def __init__(self, message: Message) -> None:
             self.message = message
 
-    message = Message("t", 0, 7, 0.0, None, None, b"k", b"v", None)
+    message = Message("t", 0, 7, 0.0, 0, None, b"k", b"v", None)
     disarm([_Event(message)])  # type: ignore[list-item]
     assert message.acked
     assert message.tp == TP("t", 0)
