@@ -55,7 +55,7 @@ def test_message(
     now = datetime.now(UTC)
     try:
         settings = settings.model_copy(update={"alerts": with_secrets(settings.alerts)})
-        destination = resolve_route(route_for_test(settings, channel, target), settings.alerts)  # type: ignore[arg-type]
+        destination = resolve_route(route_for_test(settings, channel, target), settings.alerts)  # type: ignore[arg-type]  # checked against the channel names just above
         view = alert_view(make_test_alert(now), now, settings.alerts.dashboard_url)
     except AlertConfigError as exc:
         raise fail(str(exc)) from exc

@@ -36,7 +36,7 @@ def percentile(sorted_values: list[int], fraction: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * fraction))] / 1000.0
 
 
-def one_run(producer: UsageProducer, events: list, count: int) -> tuple[float, float, float, float]:  # type: ignore[type-arg]
+def one_run(producer: UsageProducer, events: list, count: int) -> tuple[float, float, float, float]:  # type: ignore[type-arg]  # a list of UsageEvent or of raw bytes
     latencies = [0] * count
     clock = time.perf_counter_ns
     emit = producer.emit
@@ -53,7 +53,7 @@ def one_run(producer: UsageProducer, events: list, count: int) -> tuple[float, f
     return count / (done - began), count / (emitted - began), percentile(latencies, 0.5), percentile(latencies, 0.99)
 
 
-def paced_run(producer: UsageProducer, events: list, rate: int, seconds: float) -> tuple[float, float, float, float, int]:  # type: ignore[type-arg]
+def paced_run(producer: UsageProducer, events: list, rate: int, seconds: float) -> tuple[float, float, float, float, int]:  # type: ignore[type-arg]  # a list of UsageEvent or of raw bytes
     """Offer `rate` events/s for `seconds` (emitted in 1 ms slices), then flush. Sustained means
     the broker acknowledged them about as fast as they were offered and the backlog (emitted,
     not yet answered) stayed bounded: its maximum is returned last."""

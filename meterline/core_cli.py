@@ -127,7 +127,7 @@ def run_checks(settings: Settings) -> list[Check]:
             finally:
                 client.close()
         checks.append(Check("clickhouse", True, f"{kind} at {redact_dsn(dsn)}, ClickHouse {version}"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - doctor reports any failure as a failed check, never a traceback
         checks.append(Check("clickhouse", False, f"{kind} at {redact_dsn(dsn)}: {exc}"))
     local_needed = _is_loopback(settings.kafka_bootstrap)
     java = java_version()

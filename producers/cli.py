@@ -82,7 +82,7 @@ def emit(
     latency_ms: Annotated[Optional[int], typer.Option(show_default=False)] = None,
     status: Annotated[str, typer.Option(help="ok or error.")] = "ok",
     request_id: Annotated[Optional[str], typer.Option(show_default=False)] = None,
-    tag: Annotated[list[str], typer.Option("--tag", help="key=value (repeatable).")] = [],  # noqa: B006
+    tag: Annotated[list[str], typer.Option("--tag", help="key=value (repeatable).")] = [],  # noqa: B006 - typer reads this default and never mutates it
     occurred_at: Annotated[
         Optional[str], typer.Option(help="RFC 3339 time with offset (default: now).", show_default=False)
     ] = None,

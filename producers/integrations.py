@@ -147,11 +147,11 @@ class metered:  # noqa: N801 - used like a function: `with metered(...)` / `@met
                 with self._fresh() as call:
                     return call.record(await func(*args, **kwargs))
 
-            return async_wrapper  # type: ignore[return-value]
+            return async_wrapper  # type: ignore[return-value]  # the wrapper keeps func's signature (functools.wraps); mypy cannot see it
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with self._fresh() as call:
                 return call.record(func(*args, **kwargs))
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]  # the wrapper keeps func's signature (functools.wraps); mypy cannot see it

@@ -124,7 +124,7 @@ def run_readonly_query(
         # header is there (the statement was checked above; DESCRIBE only analyses it).
         described = client.query(f"DESCRIBE TABLE ({statement})", settings=limits.engine_settings()).result_rows
         columns, types = [str(row[0]) for row in described], [str(row[1]) for row in described]
-    return CONTENT_TYPES[fmt], render(columns, types, result.result_rows, fmt)  # type: ignore[arg-type]
+    return CONTENT_TYPES[fmt], render(columns, types, result.result_rows, fmt)  # type: ignore[arg-type]  # the rows' cell types are the engine's; render takes any of them
 
 
 def _first_line(exc: Exception) -> str:

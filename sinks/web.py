@@ -172,7 +172,7 @@ def make_sql_handler(client_factory: Callable[[], Client], settings: SqlSettings
             service.release()
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    handle.service = service  # type: ignore[attr-defined]
+    handle.service = service  # type: ignore[attr-defined]  # the service rides on the handler: mount_sql stops it on shutdown
     return handle
 
 
@@ -180,7 +180,7 @@ def mount_sql(app: web.Application, client_factory: Callable[[], Client], settin
     """Route /sql on `app`, and cancel its running queries when the app shuts down."""
     handler = make_sql_handler(client_factory, settings)
     app.router.add_route("*", "/sql", handler)
-    service: SqlService = handler.service  # type: ignore[attr-defined]
+    service: SqlService = handler.service  # type: ignore[attr-defined]  # set by make_sql_handler above
     app.on_shutdown.append(service.on_shutdown)
     return service
 

@@ -78,8 +78,8 @@ def install_fetch_max_wait(fetch_max_wait_ms: int) -> None:
         consumer._fetch_max_wait_ms = fetch_max_wait_ms
         return consumer
 
-    create_worker_consumer.__wrapped__ = original  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]
+    create_worker_consumer.__wrapped__ = original  # type: ignore[attr-defined]  # functools' marker for the wrapped original
+    AIOKafkaConsumerThread._create_worker_consumer = create_worker_consumer  # type: ignore[method-assign]  # faust's private method, replaced here (this module's job)
 
 
 # -- acks and offsets ---------------------------------------------------------------------------
@@ -96,19 +96,19 @@ def disarm(events: Sequence[EventT]) -> None:
 
 def committed_offsets(app: faust.App) -> Mapping[TP, int | None]:
     """faust's book of committed offsets, read from the group at the last assignment."""
-    return app.consumer._committed_offset  # type: ignore[attr-defined]
+    return app.consumer._committed_offset  # type: ignore[attr-defined]  # faust's private state (this module's job)
 
 
 def _record_commit(app: faust.App, offsets: Mapping[TP, int]) -> None:
     """Keep faust's book in step with a commit made here, so its own commits (on rebalance,
     on stop) find nothing pending."""
     consumer = app.consumer
-    consumer._committed_offset.update(offsets)  # type: ignore[attr-defined]
+    consumer._committed_offset.update(offsets)  # type: ignore[attr-defined]  # faust's private state (this module's job)
     for tp, next_offset in offsets.items():
-        acked = consumer._acked[tp]  # type: ignore[attr-defined]
+        acked = consumer._acked[tp]  # type: ignore[attr-defined]  # faust's private state (this module's job)
         acked[:] = [offset for offset in acked if offset >= next_offset]
-        consumer._acked_index[tp] = set(acked)  # type: ignore[attr-defined]
-        consumer._gap.pop(tp, None)  # type: ignore[attr-defined]
+        consumer._acked_index[tp] = set(acked)  # type: ignore[attr-defined]  # faust's private state (this module's job)
+        consumer._gap.pop(tp, None)  # type: ignore[attr-defined]  # faust's private state (this module's job)
 
 
 async def seek(app: faust.App, tp: TP, offset: int) -> None:
@@ -122,10 +122,10 @@ async def seek(app: faust.App, tp: TP, offset: int) -> None:
 def transaction_producer(app: faust.App, transactional_id: str) -> tuple[Any, Any]:
     """The aiokafka transactional producer faust keeps for `transactional_id`, and its lock."""
     producer = app.producer
-    found = producer._transaction_producers.get(transactional_id)  # type: ignore[attr-defined]
+    found = producer._transaction_producers.get(transactional_id)  # type: ignore[attr-defined]  # faust's private state (this module's job)
     if found is None:
         raise LookupError(f"no transactional producer for {transactional_id}: the partition was revoked mid-batch")
-    return found, producer._trn_locks[transactional_id]  # type: ignore[attr-defined]
+    return found, producer._trn_locks[transactional_id]  # type: ignore[attr-defined]  # faust's private state (this module's job)
 
 
 async def commit_batch(app: faust.App, offsets_by_tid: Mapping[str, Mapping[TP, int]]) -> None:

@@ -103,7 +103,7 @@ def print_report(report: DemoReport, console: Console) -> None:
 
     teams = Table(title="spend per team", title_justify="left")
     for name, justify in (("team", "left"), ("requests", "right"), ("spend USD", "right")):
-        teams.add_column(name, justify=justify)  # type: ignore[arg-type]
+        teams.add_column(name, justify=justify)  # type: ignore[arg-type]  # the justify values are rich's JustifyMethod literals
     for row in report.per_team:
         teams.add_row(row["team"], f"{count(row['requests']):,}", _usd(row["cost_usd"], 6))
     console.print(teams)

@@ -119,8 +119,8 @@ class PriceCatalog:
             resolved = self._resolve_and_cache(key)
         kind = resolved.__class__
         if kind is PriceResult:
-            return resolved  # type: ignore[return-value]
-        entry: PriceEntry = resolved.pick(timestamp) if kind is DayWindows else resolved  # type: ignore[union-attr,assignment]
+            return resolved  # type: ignore[return-value]  # the class check above: the hot path avoids isinstance
+        entry: PriceEntry = resolved.pick(timestamp) if kind is DayWindows else resolved  # type: ignore[union-attr,assignment]  # the class check above: the hot path avoids isinstance
 
         i, r, w, o = band_costs(
             entry.fast_bands, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, reasoning_tokens

@@ -87,7 +87,7 @@ class PriceEntry:
 
 def _per_token(per_million: Decimal) -> tuple[Decimal, bool]:
     rate = per_million.scaleb(-6)
-    if rate.as_tuple().exponent >= -12:  # type: ignore[operator]
+    if rate.as_tuple().exponent >= -12:  # type: ignore[operator]  # a finite Decimal's exponent is an int
         return rate.quantize(MONEY_QUANTUM), True
     return rate, False
 

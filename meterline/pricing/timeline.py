@@ -92,9 +92,18 @@ def bands_of(prices: gp.ModelPrice) -> tuple[Band, ...] | None:
     return tuple(bands)
 
 
+def utc_time_of_day(value: time) -> time:
+    """`value` as a UTC-aware time of day, naive times being UTC: genai-prices' rule for its
+    time-of-day constraints (tests/unit/pricing/test_timeline_rule.py checks it against the
+    installed genai-prices)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return datetime.combine(date(1970, 1, 1), value).astimezone(UTC).timetz()
+
+
 def _window_label(constraint: gp.TimeOfDateConstraint) -> str:
-    start = gp._utc_timetz(constraint.start_time)  # noqa: SLF001 - genai-prices' own UTC rule
-    end = gp._utc_timetz(constraint.end_time)  # noqa: SLF001
+    start = utc_time_of_day(constraint.start_time)
+    end = utc_time_of_day(constraint.end_time)
     return f"{start:%H:%M}-{end:%H:%M} UTC"
 
 
@@ -128,7 +137,7 @@ class ModelTimeline:
                 int(timedelta(hours=t.hour, minutes=t.minute, seconds=t.second).total_seconds())
                 for c in self._conditionals
                 if c is not None and isinstance(c.constraint, gp.TimeOfDateConstraint)
-                for t in (gp._utc_timetz(c.constraint.start_time), gp._utc_timetz(c.constraint.end_time))  # noqa: SLF001
+                for t in (utc_time_of_day(c.constraint.start_time), utc_time_of_day(c.constraint.end_time))
             }
             - {0}
         )

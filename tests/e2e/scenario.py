@@ -118,7 +118,7 @@ class Scenario:
             on_time = [e for i, e in events.items() if e.team == budget.team and i not in self.late_ids]
             if not on_time:
                 continue
-            periods = {calendar_period(e.occurred_at, budget.period, budget.timezone).key for e in on_time}  # type: ignore[arg-type]
+            periods = {calendar_period(e.occurred_at, budget.period, budget.timezone).key for e in on_time}  # type: ignore[arg-type]  # the budget's period and timezone are validated settings
             assert len(periods) == 1, f"scenario events span periods {periods}"
             period = periods.pop()
             spend = sum((self.prices[e.event_id].cost_usd for e in on_time), Decimal(0))

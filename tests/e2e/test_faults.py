@@ -155,13 +155,13 @@ def test_broker_stopped_and_restarted_during_load(
                 own_broker.stop()
             elif i == slices - 1:
                 # The producer spooled what it could not hand to Kafka; now the broker returns.
-                wait_for(lambda: sender.producer.counters().spooled > 0, "the producer to spool", 60)  # type: ignore[union-attr]
+                wait_for(lambda: sender.producer.counters().spooled > 0, "the producer to spool", 60)  # type: ignore[union-attr]  # the sender has a producer once started
                 outages.append(sender.producer.counters().spooled)
                 own_broker.start()
 
         sender.emit(phase, slices=slices, pause=0.2, after_slice=after_slice)
         wait_for(
-            lambda: sender.producer.counters().replayed >= outages[0],  # type: ignore[union-attr]
+            lambda: sender.producer.counters().replayed >= outages[0],  # type: ignore[union-attr]  # the sender has a producer once started
             "the producer to replay its spool", 60,
         )  # fmt: skip
 

@@ -151,6 +151,6 @@ class FakeSlack:
                 self.wfile.write(body.encode())
 
             do_GET = _handle  # noqa: N815 - http.server's handler names
-            do_POST = _handle  # noqa: N815
+            do_POST = _handle  # noqa: N815 - http.server dispatches on this name
 
         return Handler

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 import threading
 
-from support import sink_settings  # type: ignore[import-not-found]
+from support import sink_settings  # type: ignore[import-not-found]  # run as a script from this folder, which is on its sys.path
 
 from meterline.sinks.runner import SinkRunner
 

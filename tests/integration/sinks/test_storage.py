@@ -24,7 +24,7 @@ TOPIC = "t.usage.priced"
 def write_events(client, events: list[PricedEvent], first_offset: int = 0, topic: str = TOPIC, kind: str = "priced") -> None:
     records = [SourceRecord(topic, 0, first_offset + i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
     batch = RangeBatch(OffsetRange(topic, 0, first_offset, first_offset + len(events) - 1), records)
-    for insert in plan_inserts(kind, batch):  # type: ignore[arg-type]
+    for insert in plan_inserts(kind, batch):  # type: ignore[arg-type]  # the kind comes from the test's parameters, a TopicKind
         write_batch(client, insert)
 
 

@@ -15,7 +15,7 @@ def start_worker(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Ite
     started: list[WorkerProcess] = []
 
     def start(toml: str = "", **kw: object) -> WorkerProcess:
-        worker = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path, toml=toml, **kw)  # type: ignore[arg-type]
+        worker = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path, toml=toml, **kw)  # type: ignore[arg-type]  # the factory passes the test's keyword arguments through
         started.append(worker)
         return worker.start()
 

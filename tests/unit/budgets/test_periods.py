@@ -46,7 +46,7 @@ def utc(text: str) -> datetime:
     ],
 )
 def test_calendar_period(moment: str, period: str, tz: str, key: str, start: str, end: str) -> None:
-    found = calendar_period(utc(moment), period, tz)  # type: ignore[arg-type]
+    found = calendar_period(utc(moment), period, tz)  # type: ignore[arg-type]  # the parametrised period is a BudgetPeriod literal
     assert (found.key, found.start, found.end) == (key, utc(start), utc(end))
     assert found.start <= utc(moment) < found.end
 
@@ -68,8 +68,8 @@ def test_dst_day_lengths() -> None:
     ],
 )
 def test_previous_period(moment: str, period: str, tz: str, previous_key: str) -> None:
-    current = calendar_period(utc(moment), period, tz)  # type: ignore[arg-type]
-    before = previous_period(current, period, tz)  # type: ignore[arg-type]
+    current = calendar_period(utc(moment), period, tz)  # type: ignore[arg-type]  # the parametrised period is a BudgetPeriod literal
+    before = previous_period(current, period, tz)  # type: ignore[arg-type]  # the parametrised period is a BudgetPeriod literal
     assert before.key == previous_key
     assert before.end == current.start
 

@@ -21,7 +21,7 @@ NOV_2026 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 def price(catalog: PriceCatalog, provider: str, model: str, **usage: object) -> PriceResult:
     counts: dict[str, object] = {"input_tokens": 1_000, "output_tokens": 500, "at": NOV_2026, **usage}
-    return catalog.price(provider=provider, model=model, **counts)  # type: ignore[arg-type]
+    return catalog.price(provider=provider, model=model, **counts)  # type: ignore[arg-type]  # the parametrised token counts are ints
 
 
 @pytest.mark.parametrize(
@@ -162,9 +162,9 @@ def test_price_event_uses_occurred_at_and_splats_into_priced_event(bundled_catal
 
 def test_the_fast_constructor_builds_equal_results() -> None:
     values = (True, None, "id", "src", *(Decimal(n) for n in range(7)))
-    assert make_result(*values) == PriceResult(*values)  # type: ignore[arg-type]
+    assert make_result(*values) == PriceResult(*values)  # type: ignore[arg-type]  # the values are the test's table of fields
     with pytest.raises(AttributeError):
-        make_result(*values).cost_usd = Decimal(1)  # type: ignore[arg-type,misc]
+        make_result(*values).cost_usd = Decimal(1)  # type: ignore[arg-type,misc]  # the test checks that the frozen result refuses it
 
 
 def test_the_resolved_entry_cache_is_bounded_and_refills(monkeypatch: pytest.MonkeyPatch) -> None:

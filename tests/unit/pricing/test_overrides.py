@@ -142,11 +142,11 @@ def test_batch_multiplier_of_an_entry_and_cache_read_rate(example_catalog: Price
 def test_self_hosted_provider_without_batch_discount(example_catalog: PriceCatalog) -> None:
     at = datetime(2025, 2, 1, tzinfo=UTC)
     kwargs = dict(provider="acme-gpu", model="llama-70b", input_tokens=1_500, cache_write_tokens=500, output_tokens=1_000, at=at)
-    standard = example_catalog.price(**kwargs)  # type: ignore[arg-type]
+    standard = example_catalog.price(**kwargs)  # type: ignore[arg-type]  # the parametrised token counts are ints
     # 1,000 x 0.20 + 500 x 0.25 + 1,000 x 0.60, per million
     assert standard.cost_usd == Decimal("0.000925")
     assert standard.cache_write_cost_usd == Decimal("0.000125")
-    batch = example_catalog.price(**kwargs, batch=True)  # type: ignore[arg-type]
+    batch = example_catalog.price(**kwargs, batch=True)  # type: ignore[arg-type]  # the parametrised token counts are ints
     assert (batch.cost_usd, batch.batch_saving_usd) == (standard.cost_usd, Decimal(0))
 
 

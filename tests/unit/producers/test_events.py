@@ -164,7 +164,7 @@ def test_token_relation_messages_say_what_is_wrong() -> None:
 def test_event_is_frozen() -> None:
     event = make()
     with pytest.raises(ValidationError):
-        event.team = "other"  # type: ignore[misc]
+        event.team = "other"  # type: ignore[misc]  # the test checks that the frozen model refuses it
 
 
 def test_wire_bytes_are_compact_json_without_nulls_and_equal_orjson_dump() -> None:

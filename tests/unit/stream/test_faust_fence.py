@@ -46,6 +46,6 @@ def test_a_disarmed_event_is_never_recorded_as_safe_to_commit() -> None:
             self.message = message
 
     message = Message("t", 0, 7, 0.0, 0, None, b"k", b"v", None)
-    disarm([_Event(message)])  # type: ignore[list-item]
+    disarm([_Event(message)])  # type: ignore[list-item]  # a stand-in with the one attribute disarm reads
     assert message.acked
     assert message.tp == TP("t", 0)
