@@ -36,6 +36,7 @@ from pydantic_settings import (
 )
 
 from meterline.errors import ConfigError
+from meterline.faults import FaultPlan
 
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -127,13 +128,11 @@ class StreamSettings(_Section):
     the worker stops with exit code 1 (default 5). Env: METERLINE_STREAM__BATCH_ATTEMPTS."""
     inject_faults: str = ""
     """For fault tests only: raise at named points of the batch path, e.g. `after_send:2`
-    (stream/faults.py; default empty: none). Env: METERLINE_STREAM__INJECT_FAULTS."""
+    (meterline/faults.py; default empty: none). Env: METERLINE_STREAM__INJECT_FAULTS."""
 
     @field_validator("inject_faults")
     @classmethod
     def _known_fault_points(cls, value: str) -> str:
-        from meterline.stream.faults import FaultPlan
-
         FaultPlan.parse(value)
         return value
 

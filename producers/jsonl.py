@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from meterline.event_check import Rejection, check_event
 from meterline.events import UsageEvent
 
 
@@ -37,8 +38,6 @@ def describe_validation_error(exc: ValidationError) -> str:
 def parse_line(number: int, raw: bytes, max_bytes: int) -> JsonlLine:
     """The line's event, or why the stream would dead-letter it (the stream's own checks,
     size and repeated keys included; JSON and schema problems worded field by field)."""
-    from meterline.stream.validate import Rejection, check_event
-
     checked = check_event(raw, max_bytes)
     if not isinstance(checked, Rejection):
         return JsonlLine(number, checked, None)

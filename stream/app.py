@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from meterline.backoff import Backoff
+from meterline.faults import FaultPlan
 from meterline.kafka_options import faust_consumer_options
 from meterline.settings import Settings
 from meterline.stream import faust_fence
-from meterline.stream.faults import FaultPlan
 from meterline.stream.offsets import OffsetTracker, judge_hole
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
 

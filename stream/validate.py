@@ -10,29 +10,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
-from pydantic import ValidationError
-
+from meterline.event_check import REASON_LIMIT, Rejection, check_event
 from meterline.events import UsageEvent
 from meterline.messages import DeadLetter
 
-REASON_LIMIT = 1000
 DLQ_VALUE_HEAD_BYTES = 256 * 1024
 """A dead letter keeps the whole value up to this size, else its head: base64 makes it 4/3 as
 big, and the letter must stay under the producer's and broker's 1 MB message limit."""
 DLQ_KEY_HEAD_BYTES = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a message is not a usage event: one of DeadLetter's error kinds and a reason."""
-
-    kind: str
-    reason: str
 
 
 def event_lines(value: bytes | None) -> list[bytes | None]:
@@ -63,47 +50,6 @@ def validate_message(key: bytes | None, value: bytes | None, max_bytes: int) -> 
     return checked
 
 
-def check_event(value: bytes | None, max_bytes: int) -> UsageEvent | Rejection:
-    """Every check of one event's bytes the stream makes, but the Kafka key's (which the
-    producer sets to the team): `meterline validate` runs exactly this."""
-    if value is None:
-        return Rejection("not_json", "the message has no value (a tombstone); send the event JSON as the value")
-    if len(value) > max_bytes:
-        return Rejection("oversized", f"the event is {len(value)} bytes, above stream.max_event_bytes = {max_bytes}")
-    try:
-        event = UsageEvent.model_validate_json(value)
-    except ValidationError as exc:
-        return _classify(value, exc)
-    repeated = repeated_key(value, event)
-    if repeated is not None:
-        return Rejection("duplicate_key", f"the JSON names {repeated} twice; send every key once")
-    return event
-
-
-def repeated_key(value: bytes, event: UsageEvent) -> str | None:
-    """A key some object of `value` names twice (JSON parsers keep the last), or None.
-
-    Fast path: without a backslash every key appears literally as `"key"`, so if each key of
-    the parsed event (its fields and its tags) occurs once in the bytes, none is repeated. A
-    value with escapes, or a key text that also occurs elsewhere, is checked exactly."""
-    if b"\\" not in value:
-        keys = [*event.model_fields_set, *event.tags]
-        if sum(value.count(b'"' + key.encode() + b'"') for key in keys) == len(keys):
-            return None
-    found: list[str] = []
-
-    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
-        seen: set[str] = set()
-        for key, _ in items:
-            if key in seen and not found:
-                found.append(key)
-            seen.add(key)
-        return dict(items)
-
-    json.loads(value, object_pairs_hook=pairs)
-    return repr(found[0]) if found else None
-
-
 def record_time(timestamp: float, fallback: datetime) -> datetime:
     """A Kafka record's timestamp as a UTC datetime; `fallback` where the producer set one no
     datetime holds (any value can be sent: -1, 1e15, NaN)."""
@@ -120,22 +66,6 @@ def dlq_key(key: bytes | None) -> bytes:
 
 def letter_bytes(letter: DeadLetter) -> bytes:
     return letter.model_dump_json().encode()
-
-
-def _classify(value: bytes, exc: ValidationError) -> Rejection:
-    # The fast path parsed JSON and schema at once; on failure, find out which layer broke.
-    try:
-        value.decode("utf-8")
-    except UnicodeDecodeError as err:
-        return Rejection("not_utf8", f"not UTF-8 at byte {err.start}: {err.reason}")
-    try:
-        orjson.loads(value)
-    except orjson.JSONDecodeError as err:
-        return Rejection("not_json", f"not JSON: {err}"[:REASON_LIMIT])
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in error['loc']) or '(event)'}: {error['msg']}" for error in exc.errors()
-    )
-    return Rejection("schema", f"schema violation: {problems}"[:REASON_LIMIT])
 
 
 def dead_letter(

@@ -1,5 +1,5 @@
 """A failed batch is never committed: a fault injected at each step of a real worker's batch
-path (stream/faults.py) leaves the group's committed offset and the read_committed outputs in
+path (meterline/faults.py) leaves the group's committed offset and the read_committed outputs in
 step, whatever stops the worker; a restart then counts every event exactly once."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from meterline.events import UsageEvent
+from meterline.faults import FAULT_POINTS
 from meterline.messages import BudgetState, PricedEvent
 from meterline.pricing import PriceCatalog
 from meterline.settings import Settings
-from meterline.stream.faults import FAULT_POINTS
 from tests.integration.stream.harness import Reader, WorkerProcess, event, make_producer, produce_events
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -17,13 +17,14 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from meterline.event_check import check_event, repeated_key
 from meterline.events import MAX_TAGS, MAX_TOKENS, OCCURRED_AT_MAX, OCCURRED_AT_MIN, UsageEvent
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
 from meterline.pricing import PriceCatalog
 from meterline.settings import Settings
 from meterline.sinks.rows import usage_event_row
 from meterline.stream.processor import Record, StreamProcessor
-from meterline.stream.validate import DLQ_VALUE_HEAD_BYTES, check_event, record_time, repeated_key
+from meterline.stream.validate import DLQ_VALUE_HEAD_BYTES, record_time
 from tests.support.prices import ABSURD_PRICES
 from tests.unit.stream.test_processor import NOW, Recorded
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from meterline.event_check import Rejection
 from meterline.events import UsageEvent
 from meterline.messages import DeadLetter
-from meterline.stream.validate import Rejection, dead_letter, event_lines, in_message, validate_message
+from meterline.stream.validate import dead_letter, event_lines, in_message, validate_message
 
 GOOD = UsageEvent(team="ml", provider="openai", model="gpt-4o", input_tokens=10, occurred_at=datetime(2026, 11, 28, tzinfo=UTC))
 
