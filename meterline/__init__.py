@@ -1,4 +1,14 @@
-"""meterline: turn every LLM call into a priced, queryable fact within seconds."""
+"""meterline: turn every LLM call into a priced, queryable fact within seconds.
+
+This folder is the shared core: the event schema (`events`) and its byte checks (`event_check`),
+the wire messages between components (`messages`, `priced_json`), settings, money, the price
+catalog (`pricing/`), budget rules (`budgets/`), backoff, fault points, the CLI (`cli`,
+`core_cli`, `cli_support`), the local Kafka (`services/`) and the demo (`demo/`).
+
+May import: the standard library and the libraries in pyproject.toml. The core modules import no
+component (producers, stream, sinks, alerts); only the CLI, `services` and `demo` sit above them.
+pyproject.toml's [tool.importlinter] contracts check this in scripts/test.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 

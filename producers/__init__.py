@@ -3,6 +3,13 @@
     from meterline.producers import UsageProducer
     with UsageProducer.from_settings(load_settings()) as producer:
         producer.emit(event)
+
+Lives here: `UsageProducer` (Kafka, with the offline spool and its replayer), SDK integrations
+(`record_openai`, `record_anthropic`, `metered`), `BudgetGuard`, the JSONL reader of
+`meterline emit`, and seeded demo traffic.
+
+May import: the core (`meterline.events`, `settings`, `messages`, …) and kafka-python; never the
+stream, sinks or alerts, nor faust or clickhouse-connect, so an application stays light.
 """
 
 from meterline.producers.budget_guard import BudgetExceededError, BudgetGuard

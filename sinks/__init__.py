@@ -1,7 +1,13 @@
 """meterline.sinks: the ClickHouse schema (migrations), the batched idempotent sink, read-only SQL.
 
-Heavy imports (kafka, clickhouse_connect, aiohttp) stay inside the modules that need them:
-import `meterline.sinks.runner.SinkRunner` and `meterline.sinks.web.make_sql_handler` directly.
+Pure logic: `rows`, `insert_plan` (rows and inserts planned from Kafka records), `buffer`
+(records cut into offset-range batches), `refusals`, `sql_guard` + `sql_allowlist` (what /sql
+lets through). I/O: `client` (+ `clickhouse_fence`), `writer`, `runner` (`SinkRunner`),
+`migrations`, `query`, `routing` (where a read-only query runs), `web` (/sql), `dbinfo`.
+
+May import: the core, clickhouse-connect, kafka-python and aiohttp; never the stream, alerts or
+producers. Heavy imports stay inside the modules that need them: import
+`meterline.sinks.runner.SinkRunner` and `meterline.sinks.web.make_sql_handler` directly.
 """
 
 from meterline.sinks.migrations import Migration, apply_migrations

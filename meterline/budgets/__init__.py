@@ -1,4 +1,7 @@
-"""Budget rules (pure): calendar periods and rolling windows, thresholds, forecast, the book."""
+"""Budget rules (pure): calendar periods and rolling windows, thresholds, forecast, the book.
+
+May import: the core (messages, money, settings) only; pure, no I/O.
+"""
 
 from meterline.budgets.book import BookChanges, BudgetBook, Charge
 from meterline.budgets.cells import SpendCell

@@ -8,4 +8,6 @@ Modules: `config` (the demo's meterline.toml, pure), `plan` (what the traffic wi
 `mailcapture` (the SMTP capture process), `processes` (starting and stopping what runs),
 `queries` (the SQL the display and the report read), `display` and `report` (rendering),
 `run` (the orchestrator), `cli` (the commands).
+
+May import: anything: the demo sits on top, beside the CLI.
 """

@@ -3,6 +3,9 @@
 `PriceCatalog.load(settings.pricing)` reads the user's override files (TOML, see
 `meterline.pricing.overrides`) and genai-prices' bundled data (offline); `price_event` and
 `price` return a `PriceResult` whose fields match `meterline.messages.PricedEvent`.
+
+May import: the core (events, settings, money, errors) and genai-prices; no I/O but reading
+price files (`PriceCatalog.load`), and no component.
 """
 
 from __future__ import annotations
