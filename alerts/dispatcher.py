@@ -28,6 +28,9 @@ Delivery semantics (also across restarts and crashes):
   a destination they go out as one digest (each alert's row then says "digest of N").
 - One dispatcher per consumer group should run: two dispatchers sharing a partition during a
   rebalance could both see a delivery as pending.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The `meterline` command line. Settings are built here, once, and passed down."""
+"""The `meterline` command line. Settings are built here, once, and passed down.
+
+Commands import what they use inside their bodies (say so here, once): `meterline --help` imports
+every command module and stays fast without loading faust, aiohttp, pyarrow or clickhouse-connect.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""Core commands: `services up|down|status` (the local Kafka) and `doctor`."""
+"""Core commands: `services up|down|status` (the local Kafka) and `doctor`.
+
+Commands import what they use inside their bodies (say so here, once): `meterline --help` imports
+every command module and stays fast without loading faust, aiohttp, pyarrow or clickhouse-connect.
+"""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from contextvars import ContextVar
 from datetime import timedelta
 from decimal import Decimal
@@ -410,8 +411,6 @@ def format_validation_error(exc: ValidationError) -> str:
 
 def load_settings(config: Path | str | None = None, **overrides: Any) -> Settings:
     """Build the Settings once; raise ConfigError naming every bad key at once."""
-    import tomllib
-
     path = resolve_config_path(config)
     if path is not None:
         try:

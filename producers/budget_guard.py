@@ -7,6 +7,9 @@
 The guard reads the topic from the beginning (compaction keeps the latest state per
 `team/budget`) on a background thread with kafka-python, `read_committed`, so it only sees
 states the stream committed.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ than the delivery timeout the broker waits for sequence numbers that never come 
 later batch hangs until it expires too. Measured here: a broker stopped for 40 s and started
 again, the old client never delivered another event. A fresh client gets a new producer id,
 so UsageProducer replaces its client after such a failure.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The kafka-python producer settings meterline uses, and the codec choice."""
+"""The kafka-python producer settings meterline uses, and the codec choice.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ writes them to the spool file itself: disk, never network). A replayer thread se
 back when the broker answers again (see `replayer.py` and `spool.py`). When a delivery
 failure leaves the kafka-python client unusable, the replayer thread replaces it
 (see `client_health.py`).
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

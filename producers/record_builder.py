@@ -10,6 +10,9 @@ kafka-python's. Unit tests compare the batches byte for byte with kafka-python's
 The one difference: aiokafka fixes the transactional flag when a batch starts, kafka-python
 sets it when the batch is drained, so `build()` sets that header bit (and the CRC over it)
 itself when a transactional producer asks for it.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

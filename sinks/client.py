@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,8 +50,6 @@ def open_client(dsn: str, **settings: Any) -> Client:
         if is_embedded_dsn(dsn):
             path = urlsplit(dsn).path
             if path:
-                from pathlib import Path
-
                 Path(path).mkdir(parents=True, exist_ok=True)
         return clickhouse_connect.get_client(dsn=dsn, settings=settings or None, tz_mode="aware")
     except (ClickHouseError, OSError) as exc:

@@ -17,6 +17,9 @@ Two kinds of failure (sinks.errors): ClickHouse refusing rows for their data
 never be written goes to dlq_events (sinks.refusals). Any other failure (TransientWriteError:
 the engine away, the network, merges behind) is retried with capped backoff while the offsets
 stay uncommitted. Nothing is lost and nothing is counted twice.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The thin I/O part of the sink: execute planned inserts, read back recorded batch ranges."""
+"""The thin I/O part of the sink: execute planned inserts, read back recorded batch ranges.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 

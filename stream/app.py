@@ -5,6 +5,9 @@ transactional producer per source partition; the agent sends every effect of par
 (outputs, table changelogs) with that partition's transactional id, acks the batch and
 commits, which sends the offsets to the same transaction and commits it. Readers of the
 output topics must use `isolation_level="read_committed"`.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -24,8 +28,10 @@ from meterline.faults import FaultPlan
 from meterline.kafka_options import faust_consumer_options
 from meterline.settings import Settings
 from meterline.stream import faust_fence
+from meterline.stream.changelog import read_changelogs
 from meterline.stream.offsets import OffsetTracker, judge_hole
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
+from meterline.stream.source_check import committed_offset, records_in_hole
 
 if TYPE_CHECKING:
     import faust
@@ -129,8 +135,6 @@ class StreamApp:
         The processor writes a table before its transaction commits; after a crash the local
         files could hold writes of an aborted batch (ids marked seen without their effects).
         """
-        import shutil
-
         tabledir = Path(self.app.conf.tabledir)
         if tabledir.exists():
             shutil.rmtree(tabledir)
@@ -261,8 +265,6 @@ class StreamApp:
         holes = self.offsets.holes((e.message.partition, e.message.offset) for e in fresh)
         if not holes:
             return fresh
-        from meterline.stream.source_check import committed_offset, records_in_hole
-
         topic = self.source.get_topic_name()
         bootstrap = self.settings.kafka_bootstrap
         sought: set[int] = set()
@@ -324,8 +326,6 @@ class StreamApp:
 
     async def _restore(self) -> None:
         """Rebuild the processor's state from the changelogs of the assigned partitions."""
-        from meterline.stream.changelog import read_changelogs
-
         source = self.source.get_topic_name()
         partitions = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == source}
         topics = {name: table.changelog_topic.get_topic_name() for name, table in self.tables.items()}

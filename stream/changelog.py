@@ -7,6 +7,9 @@ rebuilds that state by reading them itself rather than trusting faust's table re
 to hand over empty tables although the changelogs held committed records (a restarted
 worker then counted spend from zero and fired alerts again). Reading is simple here: the
 keys and values are the processor's own bytes, the last value of a key wins, None deletes.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Commands of meterline.stream (registered on the main `meterline` app)."""
+"""Commands of meterline.stream (registered on the main `meterline` app).
+
+Commands import what they use inside their bodies (say so here, once): `meterline --help` imports
+every command module and stays fast without loading faust, aiohttp, pyarrow or clickhouse-connect.
+"""
 
 from __future__ import annotations
 

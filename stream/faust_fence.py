@@ -9,11 +9,15 @@ no-ops, so nothing it does on the way down commits that batch.
 
 `missing_internals()` names what the installed faust lacks; a unit test runs it, so an
 upgrade that moves one of these fails there and not in production.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,8 +49,6 @@ def missing_internals() -> list[str]:
     ]
     missing = [name for name, owner, attribute in wanted if not hasattr(owner, attribute)]
     # Instance attributes, checked on the source of the methods that set them.
-    import inspect
-
     consumer_source = inspect.getsource(Consumer)
     for attribute in ("_committed_offset", "_acked", "_acked_index", "_gap", "_unacked_messages"):
         if f"self.{attribute}" not in consumer_source:

@@ -10,6 +10,9 @@ into its own.
 
 The child dies with the parent (PR_SET_PDEATHSIG), so `kill -9` of the worker leaves no
 orphan holding the database; the parent restarts a child that exits on its own.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ records); offsets whose records the consumer never delivered are a loss in the m
 unless the group has committed past them meanwhile. This reads the partition directly,
 read_committed, as the worker's consumer does, and the group's committed offset as the
 broker has it now.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""The stream's topics: names under the prefix, created when missing."""
+"""The stream's topics: names under the prefix, created when missing.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 

@@ -3,6 +3,9 @@
 /healthz stays open (orchestrators probe it). With `stream.web_token` set, /sql and /metrics
 require `Authorization: Bearer <token>` (compared in constant time). Without a token the
 endpoint may bind loopback only: `check_web_binding` refuses any other address at start.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

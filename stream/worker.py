@@ -7,6 +7,9 @@ can be opened by one process only; see sidecar.py), or all in one process with
 The stream part runs on faust's worker (its event loop and web server, which also serves
 /healthz, /metrics and /sql); the sink and the dispatcher run on their own threads.
 SIGTERM/SIGINT stop everything cleanly.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

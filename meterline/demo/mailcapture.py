@@ -5,6 +5,9 @@ Run it as its own process so it can outlive the demo (`--keep`):
     python -m meterline.demo.mailcapture --port 1025 --dir ./.meterline-demo/mail
 
 Files are named `<sequence>-<UTC time>.eml` and appear whole (written, then renamed).
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

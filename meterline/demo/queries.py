@@ -1,4 +1,8 @@
-"""The SQL the demo's live display and its report read, through the worker's /sql endpoint."""
+"""The SQL the demo's live display and its report read, through the worker's /sql endpoint.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 

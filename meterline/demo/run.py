@@ -1,4 +1,8 @@
-"""The demo's orchestrator: config, broker, mail capture, worker, traffic, report, stop."""
+"""The demo's orchestrator: config, broker, mail capture, worker, traffic, report, stop.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
+"""
 
 from __future__ import annotations
 

@@ -4,6 +4,9 @@ Name resolution reuses genai-prices' data model: its providers' `provider_match`
 `match` rules (dated snapshots, case, aliases, compact dates) and fallback providers (Azure
 serving OpenAI models, Vertex serving Claude, ...). Resolved (provider, model, UTC day) triples
 are cached, so pricing an event is a dict lookup plus a few Decimal multiplications.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Commands of meterline.pricing: `price`, `prices list`, `prices show`, `estimate`."""
+"""Commands of meterline.pricing: `price`, `prices list`, `prices show`, `estimate`.
+
+Commands import what they use inside their bodies (say so here, once): `meterline --help` imports
+every command module and stays fast without loading faust, aiohttp, pyarrow or clickhouse-connect.
+"""
 
 from __future__ import annotations
 

@@ -4,10 +4,14 @@ The broker's jars come from Maven Central through `mvn` and the small pom kept b
 this module; they are cached, so a second start downloads nothing. Storage is formatted
 once per data folder. The broker runs as a child process whose pid is written to a file,
 and `stop` signals only that pid.
+
+Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
+data) only when a function needs them, so importing this module stays cheap.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import shutil
@@ -390,8 +394,6 @@ class LocalKafka:
 def _kafka_uuid() -> str:
     """A cluster id as Kafka's own Uuid.randomUuid makes it: never starting with "-",
     which the storage tool's argument parser would read as an option (1 id in 64)."""
-    import base64
-
     while True:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
