@@ -1,6 +1,6 @@
 """Stands in for a worker: holds a chDB path and serves make_sql_handler on loopback.
 
-Run by test_sql: `python sql_worker.py DSN PORT`. Writes 200 sample events, prints READY,
+Run by test_sql from the repository root: `python -m tests.integration.sinks.sql_worker DSN PORT`. Writes 200 sample events, prints READY,
 and serves until stdin closes (then stops as the worker does: running queries are killed).
 /sql has the worker's bearer check and `sql` limits, read from METERLINE_* variables; /healthz
 answers while queries run.

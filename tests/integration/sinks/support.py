@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from meterline.messages import PricedEvent
 from meterline.settings import Settings, SinkSettings
@@ -39,6 +39,17 @@ def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, byt
 
 def produce_priced(bootstrap: str, topic: str, events: Iterable[PricedEvent]) -> int:
     return produce(bootstrap, topic, ((e.team.encode(), e.model_dump_json().encode()) for e in events))
+
+
+def committed_to_the_end(bootstrap: str, group: str, topics: list[str]) -> bool:
+    """Whether `group` has committed every partition of `topics` up to its end offset."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+        ends = consumer.end_offsets(partitions)
+        return bool(partitions) and all((consumer.committed(tp) or 0) >= ends[tp] for tp in partitions)
+    finally:
+        consumer.close()
 
 
 def wait_until(condition: Callable[[], bool], what: str, limit: float = 90.0) -> None:

@@ -14,7 +14,15 @@ from meterline.sinks.client import open_client
 from meterline.sinks.runner import SinkRunner
 from tests.support.samples import sample_priced_events
 
-from .support import create_topics, expected_totals, produce_priced, sink_settings, totals, wait_until
+from .support import (
+    committed_to_the_end,
+    create_topics,
+    expected_totals,
+    produce_priced,
+    sink_settings,
+    totals,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -56,7 +64,8 @@ def test_a_sink_killed_between_write_and_commit_leaves_no_duplicate(
     runner = SinkRunner(settings)
     runner.start()
     try:
-        wait_until(lambda: runner.stats["records_consumed"] == 300 and runner.stats["commits"] >= 1 and not runner.held_records,
+        topics = [settings.topic("usage.priced")]
+        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and not runner.held_records,
                    "the new sink to catch up")
     finally:
         runner.stop()
@@ -80,7 +89,9 @@ def test_writes_failing_for_a_while_are_retried_then_land_exactly_once(
     admin = None
     try:
         produce_priced(kafka_bootstrap, settings.topic("usage.priced"), events[:200])
-        wait_until(lambda: runner.stats["usage_rows"] == 200 and runner.stats["commits"] > 0, "the first 200 rows")
+        topics = [settings.topic("usage.priced")]
+        # Every batch of the first 200 committed (a later commit of one would count below).
+        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics), "the first 200 rows")
         admin = open_client(chdb_dsn)
         # The rollup table goes away: every insert into usage_events now fails in ClickHouse
         # ("Target table of view doesn't exist"), as it would on a broken or overloaded server.
@@ -93,7 +104,8 @@ def test_writes_failing_for_a_while_are_retried_then_land_exactly_once(
         assert runner.stats["commits"] == commits_before, "offsets are held while writes fail"
         assert admin.query("SELECT count() FROM usage_events").result_rows == [(200,)]
         admin.command("ATTACH TABLE usage_hourly")
-        wait_until(lambda: runner.stats["usage_rows"] == 400 and runner.healthy(), "the sink to recover")
+        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and runner.healthy(),
+                   "the sink to recover")
         assert runner.stats["retries"] >= 3
     finally:
         runner.stop()

@@ -14,22 +14,18 @@ from meterline.sinks.client import open_client
 from meterline.sinks.runner import SinkRunner
 from tests.support.samples import sample_priced_events
 
-from .support import create_topics, expected_totals, produce, produce_priced, sink_settings, totals, wait_until
+from .support import (
+    committed_to_the_end,
+    create_topics,
+    expected_totals,
+    produce,
+    produce_priced,
+    sink_settings,
+    totals,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
-
-
-def committed_to_the_end(bootstrap: str, group: str, topics: list[str]) -> bool:
-    """Whether `group` has committed every partition of `topics` up to its end offset."""
-    from kafka import TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends = consumer.end_offsets(partitions)
-        return bool(partitions) and all((consumer.committed(tp) or 0) >= ends[tp] for tp in partitions)
-    finally:
-        consumer.close()
 
 
 def test_priced_dlq_and_budget_messages_land_exactly_once(kafka_bootstrap: str, topic_prefix: str, chdb_dsn: str) -> None:

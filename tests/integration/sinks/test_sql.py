@@ -21,6 +21,8 @@ from tests.support.samples import sample_priced_events
 pytestmark = pytest.mark.integration
 
 HERE = Path(__file__).resolve().parent
+REPOSITORY = HERE.parents[2]
+"""The checkout: sql_worker runs as a module from there (it imports tests.support)."""
 MEMBER = [sys.executable, "-m", "meterline.cli"]
 REFUSED = [
     ("INSERT INTO usage_events (event_id) VALUES ('x')", "`INSERT` is refused"),
@@ -72,7 +74,7 @@ def worker_holding(chdb_dsn: str) -> Iterator[tuple[dict[str, str], subprocess.P
     """A separate process holding the chDB path and serving /sql on a free loopback port."""
     port = find_free_port()
     worker = subprocess.Popen(
-        [sys.executable, str(HERE / "sql_worker.py"), chdb_dsn, str(port)],
+        [sys.executable, "-m", "tests.integration.sinks.sql_worker", chdb_dsn, str(port)], cwd=REPOSITORY,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
     try:
@@ -147,7 +149,7 @@ def _post(port: int, sql: str, token: str | None = None, timeout: float = 120) -
 def _start_worker(chdb_dsn: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
     port = find_free_port()
     worker = subprocess.Popen(
-        [sys.executable, str(HERE / "sql_worker.py"), chdb_dsn, str(port)],
+        [sys.executable, "-m", "tests.integration.sinks.sql_worker", chdb_dsn, str(port)], cwd=REPOSITORY,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
     )
     assert worker.stdout is not None
