@@ -31,6 +31,11 @@ QUERIES = [
  ("Error rate and latency per model", "SELECT model, count() AS requests, round(countIf(status = 'error') / count() * 100, 2) AS error_pct, quantile(0.5)(latency_ms) AS p50_ms, quantile(0.95)(latency_ms) AS p95_ms FROM usage_events FINAL GROUP BY model ORDER BY requests DESC"),
  ("Cache-read share of input tokens per provider", "SELECT provider, sum(input_tokens) AS prompt_tokens, sum(cache_read_tokens) AS cached_tokens, round(cached_tokens / prompt_tokens * 100, 1) AS cached_pct FROM usage_hourly GROUP BY provider ORDER BY prompt_tokens DESC"),
 ]
+LATER_QUERIES = [
+ ("Re-price runs (`meterline reprice`): scope, what changed, the delta", "SELECT run_id, since, team, events_scanned, events_changed, events_newly_priced, round(delta_usd, 6) AS delta_usd, corrections_sent FROM reprice_runs FINAL ORDER BY started_at"),
+ ("What a re-price changed, per model: the cost before and after", "SELECT reprice_run_id, model, count() AS events, round(sum(previous_cost_usd), 6) AS before_usd, round(sum(cost_usd), 6) AS after_usd, any(price_id) AS price_id FROM usage_events FINAL WHERE reprice_run_id != '' GROUP BY reprice_run_id, model ORDER BY model"),
+ ("Where the provider's report disagrees (`meterline reconcile`)", "SELECT day, model, status, differing, our_output_tokens, provider_output_tokens, our_requests, provider_requests FROM reconciliations FINAL WHERE status != 'matched' ORDER BY day, model"),
+]
 
 events = sample_priced_events(20000, seed=2026)
 folder = tempfile.mkdtemp()
@@ -53,6 +58,33 @@ br = [SourceRecord("meterline.budget.state", 0, i, None, s.model_dump_json().enc
 for ins in plan_inserts("budget", RangeBatch(OffsetRange("meterline.budget.state", 0, 0, len(br)-1), br)):
     write_batch(c, ins)
 
+def correct_history():
+    """One reprice and one reconcile run, for examples 14-16 (after 1-13 show the data as the stream priced it)."""
+    # `meterline reprice --since 2026-11-01 --team search` with genai-prices' bundled catalog (the
+    # sample events were priced from a small fixed table, named `sample:...`).
+    from meterline.pricing import PriceCatalog
+    from meterline.pricing.reprice import RepriceScope
+    from meterline.settings import PricingSettings
+    from meterline.sinks.reprice import run_reprice
+    run_reprice(c, PriceCatalog.load(PricingSettings()), RepriceScope(since=datetime(2026, 11, 1, tzinfo=UTC), team="search"),
+                run_id="r20261115T120000Z-docs", catalog_fingerprint="docs", apply=True, now=lambda: datetime(2026, 11, 15, 12, tzinfo=UTC))
+
+    # `meterline reconcile`: an OpenAI usage report for 2026-11-14 as the provider would send it,
+    # built from the stored events, with gpt-4o's output tokens 3 % higher and gpt-4o-mini left out.
+    from dataclasses import replace as _replace
+    from datetime import date
+
+    from meterline.reconcile.matching import Tolerance, reconcile
+    from meterline.reconcile.reports import ProviderReport
+    from meterline.sinks.reconcile_store import our_lines, result_rows, store_reconciliation
+    day = date(2026, 11, 14)
+    ours = our_lines(c, "openai", day, day, by_scope=False)
+    theirs = {key: _replace(m, cache_write_tokens=None, cost_usd=None, output_tokens=m.output_tokens * 103 // 100 if key.model == "gpt-4o" else m.output_tokens)
+              for key, m in ours.items() if key.model != "gpt-4o-mini"}
+    result = reconcile(ProviderReport("openai", "usage", theirs), ours, Tolerance())
+    store_reconciliation(c, result_rows("c20261115T120000Z-docs", datetime(2026, 11, 15, 12, tzinfo=UTC), ["usage.json"], result, Tolerance()))
+
+
 out = ["# Cost questions in SQL", "",
 "People answer cost questions with plain ClickHouse SQL. `meterline sql` runs one read-only",
 "statement (SELECT, WITH, SHOW TABLES, EXPLAIN of a SELECT) against the embedded",
@@ -65,12 +97,14 @@ out = ["# Cost questions in SQL", "",
 "Columns of a table: `SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'usage_events'`.", "",
 "## Tables and views", "",
 "| name | what it holds |", "| --- | --- |",
-"| `usage_events` | every priced event (all `PricedEvent` fields, `cost_usd` is the total); ReplacingMergeTree on `event_id`: add `FINAL` for exact counts on raw rows |",
+"| `usage_events` | every priced event (all `PricedEvent` fields, `cost_usd` is the total); ReplacingMergeTree on `event_id`: add `FINAL` for exact counts on raw rows. A row re-priced by `meterline reprice` names its run (`reprice_run_id`) and keeps the replaced row's money in `previous_*` |",
 "| `usage_hourly` | hourly rollup by team, project, provider, model (SummingMergeTree, kept by `usage_hourly_mv`): always `sum()` its columns |",
 "| `budget_snapshots` | every budget state the stream published (`budget.state`) |",
 "| `unpriced_events` | events no price was found for |",
 "| `dlq_events` | messages the pipeline could not accept, with the reason and original bytes (base64) |",
 "| `alert_deliveries` | alert delivery log (Slack, email, console) |",
+"| `reprice_runs` | one row per applied `meterline reprice` run: catalog fingerprint, scope, counts, delta, corrections sent |",
+"| `reconciliations` | one row per UTC day x model (x scope) of each `meterline reconcile` run: status, the figures over tolerance, both sides' tokens, requests and cost |",
 "| `spend_per_team_day`, `spend_per_team_month` | requests and spend per team per UTC day / month |",
 "| `spend_per_model` | requests, tokens and spend per provider and model per month |",
 "| `cost_per_1k_requests` | spend per 1,000 requests per team, provider, model, month |",
@@ -80,9 +114,14 @@ out = ["# Cost questions in SQL", "",
 "## Examples", "",
 "The output below is real: it was produced by running each query on 20,000 realistic priced",
 "events (`tests.support.samples.sample_priced_events(20000, seed=2026)`, 2026-10-01 to",
-"2026-11-15) written by the sink's own insert path, plus one budget state per team.",
+"2026-11-15) written by the sink's own insert path, plus one budget state per team. Before",
+"examples 14 to 16, one `meterline reprice --since 2026-11-01 --team search` run with genai-prices'",
+"bundled catalog and one `meterline reconcile` of an OpenAI usage report for 2026-11-14 with two",
+"planted gaps.",
 "Regenerate with `.venv/bin/python docs/make_queries.py`.", ""]
-for i, (title, sql) in enumerate(QUERIES, 1):
+for i, (title, sql) in enumerate(QUERIES + LATER_QUERIES, 1):
+    if i == len(QUERIES) + 1:
+        correct_history()
     _, body = run_readonly_query(c, sql, "table")
     out += [f"### {i}. {title}", "", "```sql", sql, "```", "", "```text", body.decode().rstrip("\n"), "```", ""]
 c.close()

@@ -2,7 +2,8 @@
 
 This folder is the shared core: the event schema (`events`) and its byte checks (`event_check`),
 the wire messages between components (`messages`, `priced_json`), settings, money, the price
-catalog (`pricing/`), budget rules (`budgets/`), backoff, fault points, the CLI (`cli`,
+catalog and its re-pricing rules (`pricing/`), budget rules and price corrections (`budgets/`),
+reading and matching providers' usage and cost reports (`reconcile/`), backoff, fault points, the CLI (`cli`,
 `core_cli`, `cli_support`), the local Kafka (`services/`) and the demo (`demo/`).
 
 May import: the standard library and the libraries in pyproject.toml. The core modules import no

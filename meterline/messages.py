@@ -107,6 +107,34 @@ class BudgetState(BaseModel):
     updated_at: AwareDatetime
 
 
+PRICE_CORRECTION_CONTENT_TYPE = b"application/vnd.meterline.price-correction+json"
+"""The `content-type` header that marks a PriceCorrection on the usage topic."""
+
+
+class PriceCorrection(BaseModel):
+    """A stored event's cost changed (`meterline reprice`): budgets move by `delta_usd`.
+
+    It travels on the usage topic, keyed by team, so it reaches the stream partition that holds
+    the team's budgets, inside the same transactions as its events. `correction_id` names the
+    change itself (the event, the row it replaced and its new price), so a correction sent again,
+    by the same run or by a run repeating one that stopped half-way, is counted once.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    correction_id: str
+    run_id: str
+    event_id: str
+    team: str
+    project: str | None = None
+    provider: str
+    model: str
+    occurred_at: AwareDatetime
+    delta_usd: Decimal
+    unpriced_delta: Literal[-1, 0, 1] = 0
+    """-1 when the event got its first price, +1 when it lost its price."""
+
+
 AlertKind = Literal["threshold", "forecast", "unpriced"]
 
 

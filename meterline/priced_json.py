@@ -14,17 +14,8 @@ from typing import Any
 import orjson
 
 from meterline.events import UsageEvent
+from meterline.money import MONEY_FIELDS
 from meterline.pricing.result import PriceResult
-
-_MONEY_FIELDS = (
-    "input_cost_usd",
-    "cache_read_cost_usd",
-    "cache_write_cost_usd",
-    "output_cost_usd",
-    "cost_usd",
-    "cache_saving_usd",
-    "batch_saving_usd",
-)
 
 
 def encode_priced_event(event: UsageEvent, price: PriceResult, *, late: bool, ingested_at: str) -> bytes:
@@ -37,7 +28,7 @@ def encode_priced_event(event: UsageEvent, price: PriceResult, *, late: bool, in
         data["price_id"] = price.price_id
     if price.price_source is not None:
         data["price_source"] = price.price_source
-    for name in _MONEY_FIELDS:
+    for name in MONEY_FIELDS:
         data[name] = str(getattr(price, name))
     data["late"] = late
     data["ingested_at"] = ingested_at

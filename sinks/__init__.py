@@ -3,7 +3,11 @@
 Pure logic: `rows`, `insert_plan` (rows and inserts planned from Kafka records), `buffer`
 (records cut into offset-range batches), `refusals`, `sql_guard` + `sql_allowlist` (what /sql
 lets through). I/O: `client` (+ `clickhouse_fence`), `writer`, `runner` (`SinkRunner`),
-`migrations`, `query`, `routing` (where a read-only query runs), `web` (/sql), `dbinfo`.
+`migrations`, `query`, `routing` (where a read-only query runs, and the CLI's calls to the
+worker), `web` (/sql), `dbinfo`. Correcting the past: `reprice` (a run's pages, rollup deltas,
+audit), `reprice_service` (a run from the settings), `reprice_cli`, `reprice_web` (the worker's
+/reprice), `budget_corrections` (the corrections sent to the stream over Kafka),
+`reconcile_store` (meterline's side of a reconciliation and its stored result).
 
 May import: the core, clickhouse-connect, kafka-python and aiohttp; never the stream, alerts or
 producers. Heavy imports stay inside the modules that need them: import
@@ -21,6 +25,8 @@ TABLES = (
     "unpriced_events",
     "alert_deliveries",
     "sink_batches",
+    "reprice_runs",
+    "reconciliations",
     "schema_migrations",
 )
 VIEWS = (

@@ -6,9 +6,12 @@ every command module and stays fast without loading faust, aiohttp, pyarrow or c
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from clickhouse_connect.driver.client import Client
 
 db_app = typer.Typer(help="The ClickHouse database: engine, version, tables.", no_args_is_help=True)
 
@@ -36,7 +39,7 @@ def migrate(ctx: typer.Context) -> None:
 
     settings = settings_from(ctx)
     dsn = settings.effective_clickhouse_dsn
-    client = _open_or_fail(dsn)
+    client = open_or_fail(dsn)
     try:
         applied = apply_migrations(client, ttl_days=settings.sink.ttl_days)
     except SinkError as exc:
@@ -123,7 +126,7 @@ def _human_bytes(size: int) -> str:
     return f"{value:.1f} GiB"
 
 
-def _open_or_fail(dsn: str):
+def open_or_fail(dsn: str) -> Client:
     from meterline.cli_support import fail
     from meterline.sinks.client import ClickHouseUnavailableError, open_client
 

@@ -12,7 +12,7 @@ import json
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from meterline.settings import Settings, is_embedded_dsn
@@ -20,7 +20,13 @@ from meterline.sinks.client import open_client
 from meterline.sinks.errors import ReadOnlyQueryError, SinkError
 from meterline.sinks.query import limits_of, run_readonly_query
 
+if TYPE_CHECKING:
+    from meterline.pricing.reprice import RepriceScope
+    from meterline.sinks.reprice import RepriceRun
+
 Via = Literal["direct", "worker"]
+REPRICE_TIMEOUT_S = 3600.0
+"""How long the CLI waits for a reprice the worker runs (one answer at the end)."""
 
 
 class WorkerUnreachableError(SinkError):
@@ -47,21 +53,33 @@ def embedded_path_is_held(path: Path) -> bool:
     return False
 
 
-def worker_sql_url(settings: Settings) -> str:
+def refuse_when_held(dsn: str, command: str) -> None:
+    """Raise SinkError saying what to do when a worker (or another process) holds the embedded `dsn`:
+    `command` writes, and only read-only SQL goes through the worker."""
+    if is_embedded_dsn(dsn) and embedded_path_is_held(embedded_path(dsn)):
+        raise SinkError(
+            f"a running `meterline worker` (or another process) holds the embedded database {dsn}: "
+            f"stop it, run `meterline {command}` again, then start the worker"
+        )
+
+
+def worker_url(settings: Settings, path: str = "/sql") -> str:
     host = settings.stream.web_host
     if host in {"0.0.0.0", "::", ""}:  # listening everywhere: this machine answers on loopback
         host = "127.0.0.1"
-    return f"http://{host}:{settings.stream.web_port}/sql"
+    return f"http://{host}:{settings.stream.web_port}{path}"
 
 
-def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60.0) -> tuple[str, bytes]:
-    """POST the query to the worker's /sql endpoint; ReadOnlyQueryError for a refused query."""
-    url = worker_sql_url(settings)
+def post_to_worker(settings: Settings, path: str, payload: dict[str, Any], timeout: float) -> tuple[str, bytes]:
+    """POST JSON to one of the worker's endpoints; (content type, body), or the SinkError saying why not.
+
+    A 400 is the worker refusing the request itself (ReadOnlyQueryError carries its reason)."""
+    url = worker_url(settings, path)
     headers = {"Content-Type": "application/json"}
     token = settings.stream.web_token
     if token is not None and token.get_secret_value():
         headers["Authorization"] = f"Bearer {token.get_secret_value()}"
-    request = urllib.request.Request(url, data=json.dumps({"sql": sql, "format": fmt}).encode(), headers=headers)  # noqa: S310 - our own http:// URL
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)  # noqa: S310 - our own http:// URL
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own http:// URL
             return response.headers.get("Content-Type", "text/plain"), response.read()
@@ -75,13 +93,33 @@ def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60
             ) from exc
         if exc.code == 429:
             raise WorkerUnreachableError(f"the worker at {url} is busy: {message}") from exc
+        if exc.code in (403, 409):
+            raise WorkerUnreachableError(f"the worker at {url} refused: {message}") from exc
         raise WorkerUnreachableError(f"the worker at {url} answered {exc.code}: {message}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise WorkerUnreachableError(
             f"the embedded database {settings.effective_clickhouse_dsn} is held by another process, "
             f"and no worker answered at {url} ({getattr(exc, 'reason', exc)}). Stop the process holding it, "
-            "or start `meterline worker` (its web endpoint serves /sql), or set stream.web_host/web_port."
+            "or start `meterline worker` (its web endpoint serves /sql and /reprice), or set stream.web_host/web_port."
         ) from exc
+
+
+def query_via_worker(settings: Settings, sql: str, fmt: str, timeout: float = 60.0) -> tuple[str, bytes]:
+    """POST the query to the worker's /sql endpoint; ReadOnlyQueryError for a refused query."""
+    return post_to_worker(settings, "/sql", {"sql": sql, "format": fmt}, timeout)
+
+
+def reprice_via_worker(settings: Settings, scope: RepriceScope, *, apply: bool, budgets: bool) -> RepriceRun:
+    """Run `meterline reprice` in the worker holding the embedded database (its /reprice endpoint)."""
+    from meterline.sinks.reprice import run_from_json
+    from meterline.sinks.reprice_web import request_json
+
+    payload = request_json(scope, apply=apply, budgets=budgets)
+    try:
+        _, body = post_to_worker(settings, "/reprice", payload, timeout=REPRICE_TIMEOUT_S)
+    except ReadOnlyQueryError as exc:  # the worker's 400: the request itself was wrong
+        raise SinkError(f"the worker refused the reprice: {exc}") from exc
+    return run_from_json(json.loads(body))
 
 
 def run_sql(settings: Settings, sql: str, fmt: str) -> tuple[str, bytes, Via]:

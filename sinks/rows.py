@@ -11,7 +11,7 @@ from decimal import Context, Decimal
 from typing import Any
 
 from meterline.messages import BudgetState, DeadLetter, PricedEvent
-from meterline.money import MONEY_QUANTUM
+from meterline.money import MONEY_FIELDS, MONEY_QUANTUM
 
 Row = list[Any]
 
@@ -20,16 +20,6 @@ UNPRICED_EVENTS = "unpriced_events"
 BUDGET_SNAPSHOTS = "budget_snapshots"
 DLQ_EVENTS = "dlq_events"
 SINK_BATCHES = "sink_batches"
-
-_MONEY_FIELDS = (
-    "input_cost_usd",
-    "cache_read_cost_usd",
-    "cache_write_cost_usd",
-    "output_cost_usd",
-    "cost_usd",
-    "cache_saving_usd",
-    "batch_saving_usd",
-)
 
 USAGE_EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -57,7 +47,7 @@ USAGE_EVENT_COLUMNS: tuple[str, ...] = (
     "unpriced_reason",
     "price_id",
     "price_source",
-    *_MONEY_FIELDS,
+    *MONEY_FIELDS,
     "late",
     "ingested_at",
 )

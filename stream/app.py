@@ -30,7 +30,7 @@ from meterline.settings import Settings
 from meterline.stream import faust_fence
 from meterline.stream.changelog import read_changelogs
 from meterline.stream.offsets import OffsetTracker, judge_hole
-from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName
+from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName, record_headers
 from meterline.stream.source_check import committed_offset, records_in_hole
 
 if TYPE_CHECKING:
@@ -218,7 +218,10 @@ class StreamApp:
         if not events:
             return []
         records = [
-            Record(e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key, e.message.value)
+            Record(
+                e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key,
+                e.message.value, record_headers(e.message.headers),
+            )  # fmt: skip
             for e in events
         ]
         effects = _TransactionalEffects(self, events)

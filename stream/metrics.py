@@ -19,6 +19,7 @@ COUNTERS: dict[str, str] = {
     "offset_holes": "Holes in the usage topic's offsets, read back and found empty (transaction markers).",
     "holes_sought": "Holes in the usage topic's offsets holding records the consumer skipped: the partition was "
     "sought back to them and nothing past them was processed.",
+    "corrections": "Price corrections (meterline reprice) applied to budgets, counted once per correction id.",
     "batches_failed": "Batches that raised, were aborted (nothing of them committed) and were read again.",
     "holes_committed": "Holes in the usage topic's offsets holding records the partition's previous owner had "
     "processed and committed (its last transaction ended after this worker's assignment).",

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
+from pydantic import ValidationError
 
 from meterline.budgets import BookChanges, BudgetBook, Charge, SpendCell, is_late
 from meterline.events import UsageEvent
+from meterline.messages import PRICE_CORRECTION_CONTENT_TYPE, PriceCorrection
 from meterline.priced_json import encode_priced_event
 from meterline.settings import Settings
 from meterline.stream.dedup import DedupChunk, DedupIndex, make_chunks
@@ -52,6 +54,21 @@ class Record:
     timestamp: float
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def is_price_correction(self) -> bool:
+        return any(
+            name.lower() == "content-type" and value == PRICE_CORRECTION_CONTENT_TYPE for name, value in self.headers
+        )
+
+
+def record_headers(headers: Any) -> tuple[tuple[str, bytes], ...]:
+    """A consumed message's headers as (name, value) pairs, whatever shape the client gave them
+    (faust hands over a list of pairs or a mapping)."""
+    if not headers:
+        return ()
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return tuple((str(name), bytes(value or b"")) for name, value in items)
 
 
 class Pricer(Protocol):
@@ -67,6 +84,28 @@ class Effects(Protocol):
 
     async def flush(self, partition: int) -> None:
         """Hand everything buffered for `partition` to its transaction, in order."""
+
+
+def check_correction(key: bytes | None, value: bytes | None) -> PriceCorrection | Rejection:
+    """A PriceCorrection from one line, or why it is not one (its dead letter's kind and reason)."""
+    if value is None:
+        return Rejection("schema", "a price correction message without a value")
+    try:
+        correction = PriceCorrection.model_validate_json(value)
+    except ValidationError as exc:
+        return Rejection("schema", f"not a price correction: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+    if key != correction.team.encode():
+        return Rejection("wrong_key", f"the message key is not the correction's team {correction.team!r}")
+    return correction
+
+
+def correction_charge(correction: PriceCorrection) -> tuple[Charge, int]:
+    """What BudgetBook.apply_corrections takes: a Charge carrying the delta, and the unpriced change."""
+    charge = Charge(
+        correction.event_id, correction.team, correction.project, correction.provider, correction.model,
+        correction.occurred_at, correction.delta_usd, correction.unpriced_delta <= 0,
+    )  # fmt: skip
+    return charge, correction.unpriced_delta
 
 
 class StreamProcessor:
@@ -133,12 +172,28 @@ class StreamProcessor:
         new_ids: list[str] = []
         fresh: set[str] = set()
         charges: list[Charge] = []
+        corrections: list[tuple[Charge, int]] = []
         # 1. Validate, de-duplicate, price: publish every priced event and dead letter. Whatever
         #    raises for one event (pricing, budgets, serialization) dead-letters that event only.
         for record in batch:
             lines = event_lines(record.value)
             counts["events_in"] += len(lines)
             written_at = record_time(record.timestamp, received)
+            if record.is_price_correction():
+                for index, value in enumerate(lines):
+                    checked_correction = check_correction(record.key, value)
+                    if isinstance(checked_correction, Rejection):
+                        await self._dead_letter(checked_correction, record, index, len(lines), value, received, effects, partition)
+                        continue
+                    dedup_id = f"correction/{checked_correction.correction_id}"
+                    if dedup_id in fresh or dedup_id in self.dedup:
+                        counts["duplicates"] += 1
+                        continue
+                    fresh.add(dedup_id)
+                    new_ids.append(dedup_id)
+                    corrections.append(correction_charge(checked_correction))
+                    counts["corrections"] += 1
+                continue
             for index, value in enumerate(lines):
                 checked = validate_message(record.key, value, max_bytes)
                 if isinstance(checked, Rejection):
@@ -177,6 +232,8 @@ class StreamProcessor:
         # 2. Budgets, aggregated per budget and period over the whole batch.
         changes = self.book.apply(charges, received) if charges else BookChanges()
         await self._write_changes(changes, effects, partition)
+        if corrections:
+            await self._write_changes(self.book.apply_corrections(corrections, received), effects, partition)
         # 3. Mark the batch's ids seen, then expire chunks older than the window.
         if new_ids:
             for chunk in make_chunks(partition, batch[0].offset, received.timestamp(), new_ids):

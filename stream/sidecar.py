@@ -183,8 +183,12 @@ class Sidecar:
             process.join(10)
 
 
-def make_sql_proxy(sidecar: Sidecar) -> Callable[[Any], Any]:
-    """An aiohttp handler forwarding /sql to the child, which holds the database."""
+REPRICE_PROXY_TIMEOUT_S = 3600.0
+"""A reprice answers once, at its end: the proxy waits up to an hour for it."""
+
+
+def make_child_proxy(sidecar: Sidecar, path: str, timeout_s: float = 300.0) -> Callable[[Any], Any]:
+    """An aiohttp handler forwarding `path` (/sql, /reprice) to the child, which holds the database."""
     from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
     async def handle(request: web.Request) -> web.Response:
@@ -193,9 +197,9 @@ def make_sql_proxy(sidecar: Sidecar) -> Callable[[Any], Any]:
         if "Authorization" in request.headers:  # the child checks the same token
             headers["Authorization"] = request.headers["Authorization"]
         try:
-            async with ClientSession(timeout=ClientTimeout(total=300)) as session:
+            async with ClientSession(timeout=ClientTimeout(total=timeout_s)) as session:
                 async with session.request(
-                    request.method, f"{sidecar.url}/sql", params=request.query, data=body, headers=headers
+                    request.method, f"{sidecar.url}{path}", params=request.query, data=body, headers=headers
                 ) as answer:
                     payload = await answer.read()
                     forwarded = {"Content-Type": answer.headers.get("Content-Type", "text/plain")}

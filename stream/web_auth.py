@@ -1,7 +1,8 @@
-"""Who may use the worker's web endpoint: a bearer token for /sql and /metrics.
+"""Who may use the worker's web endpoint: a bearer token for /sql, /metrics and /reprice.
 
 /healthz stays open (orchestrators probe it). With `stream.web_token` set, /sql and /metrics
-require `Authorization: Bearer <token>` (compared in constant time). Without a token the
+require `Authorization: Bearer <token>` (compared in constant time); /reprice, which writes,
+is refused outright while no token is set (sinks/reprice_web.py). Without a token the
 endpoint may bind loopback only: `check_web_binding` refuses any other address at start.
 
 Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
@@ -18,7 +19,7 @@ from typing import Any
 from meterline.errors import ConfigError
 from meterline.settings import StreamSettings
 
-PROTECTED_PATHS = ("/sql", "/metrics")
+PROTECTED_PATHS = ("/sql", "/metrics", "/reprice")
 
 
 def is_loopback(host: str) -> bool:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from meterline.gc_control import tune_for_service
 from meterline.settings import Settings
 from meterline.stream.logs import configure_logging
-from meterline.stream.sidecar import Sidecar, make_sql_proxy
+from meterline.stream.sidecar import REPRICE_PROXY_TIMEOUT_S, Sidecar, make_child_proxy
 from meterline.stream.topics import ensure_topics
 
 if TYPE_CHECKING:
@@ -133,9 +133,12 @@ def run_child_parts(settings: Settings, parts: set[str], log_level: str) -> int:
 
 
 def _mount_sql(app: Any, settings: Settings) -> None:
+    """/sql, and /reprice: what the process holding the database serves for the CLI."""
+    from meterline.sinks.reprice_web import mount_reprice
     from meterline.sinks.web import mount_sql
 
     mount_sql(app, _client_factory(settings), settings.sql)
+    mount_reprice(app, settings, _client_factory(settings))
 
 
 def _protect(app: Any, settings: Settings) -> None:
@@ -158,7 +161,8 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
         _mount_sql(web_app, settings)
     if sidecar is not None:
         stream.health_checks.extend(sidecar.checks())
-        router.add_route("*", "/sql", make_sql_proxy(sidecar))
+        router.add_route("*", "/sql", make_child_proxy(sidecar, "/sql"))
+        router.add_route("POST", "/reprice", make_child_proxy(sidecar, "/reprice", REPRICE_PROXY_TIMEOUT_S))
     worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
     # faust's own logging setup replaced our handler: put ours back on top.
     def on_setup_root_logger(*_args: Any, **_kwargs: Any) -> None:

@@ -185,6 +185,19 @@ class BudgetBook:
             self.current[budget.key] = period
             if current is not None and period.start > current.start:
                 self._prune_calendar(budget, period, changes)
+        self._judge_calendar(budget, period, cell, batch, before_unpriced, fired_at, changes)
+
+    def _judge_calendar(
+        self,
+        budget: BudgetConfig,
+        period: Period,
+        cell: SpendCell,
+        batch: list[Charge],
+        before_unpriced: int,
+        fired_at: datetime,
+        changes: BookChanges,
+    ) -> None:
+        """The alerts a calendar cell's new spend fires, and its state when the period is current."""
         elapsed = period.elapsed_fraction(cell.latest) if cell.latest is not None else 0.0
         projection = forecast_spend(cell.spend, elapsed) if elapsed >= self.forecast_min_elapsed else None
         context = _AlertContext(
@@ -210,6 +223,35 @@ class BudgetBook:
                 self._fire(context, "unpriced", None, arm, arm, period.key, fired_at, changes, trigger=trigger)
         if self.current[budget.key].key == period.key:
             changes.states.append(context.state(fired_at))
+
+    def apply_corrections(self, corrections: Iterable[tuple[Charge, int]], fired_at: datetime) -> BookChanges:
+        """Move current periods by re-priced events' deltas: each item is a Charge whose
+        `cost_usd` is the delta, and the change of the unpriced count (-1, 0 or 1).
+
+        A threshold the new spend crosses fires once, as if an event had crossed it. A
+        correction for a period that is no longer current, or for a rolling budget, changes
+        nothing here: that period is over (or its window moves on), and the ClickHouse tables
+        were corrected by the run itself."""
+        groups: dict[str, tuple[BudgetConfig, Period, list[tuple[Charge, int]]]] = {}
+        for charge, unpriced_delta in corrections:
+            for budget in self.by_team.get(charge.team, ()):
+                if budget.period == "rolling" or not _matches(budget, charge):
+                    continue
+                period = self.current.get(budget.key)
+                if period is None or not period.start <= charge.occurred_at < period.end:
+                    continue
+                if f"{budget.key}|{period.key}" not in self.cells:
+                    continue
+                groups.setdefault(budget.key, (budget, period, []))[2].append((charge, unpriced_delta))
+        changes = BookChanges()
+        for budget, period, items in groups.values():
+            cell = self.cells[f"{budget.key}|{period.key}"]
+            before_unpriced = cell.unpriced
+            for charge, unpriced_delta in items:
+                cell.correct(charge.cost_usd, unpriced_delta=unpriced_delta, provider=charge.provider, model=charge.model)
+            changes.cells[cell.key] = cell
+            self._judge_calendar(budget, period, cell, [charge for charge, _ in items], before_unpriced, fired_at, changes)
+        return changes
 
     def _apply_rolling(self, budget: BudgetConfig, batch: list[Charge], fired_at: datetime, changes: BookChanges) -> None:
         assert budget.window is not None

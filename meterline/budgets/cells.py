@@ -43,6 +43,14 @@ class SpendCell:
         if self.latest is None or occurred_at > self.latest:
             self.latest = occurred_at
 
+    def correct(self, delta: Decimal, *, unpriced_delta: int, provider: str, model: str) -> None:
+        """Change the spend of an event counted before (a re-price): no new event, no new latest."""
+        self.unpriced += unpriced_delta
+        if delta:
+            self.spend += delta
+            name = f"{provider}/{model}"
+            self.models[name] = self.models.get(name, ZERO) + delta
+
     def to_json(self) -> dict[str, Any]:
         return {
             "budget": self.budget,

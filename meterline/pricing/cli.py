@@ -67,7 +67,7 @@ def price(
     from meterline.cli_support import fail
     from meterline.pricing.errors import InvalidUsageError
 
-    catalog = _catalog(ctx)
+    catalog = catalog_from(ctx)
     moment = _parse_at(at)
     try:
         result = catalog.price(
@@ -116,7 +116,7 @@ def estimate(
     from meterline.pricing.errors import InvalidUsageError
     from meterline.pricing.estimate import estimate as estimate_cost
 
-    catalog = _catalog(ctx)
+    catalog = catalog_from(ctx)
     chosen = provider or catalog.infer_provider(model)
     if chosen is None:
         raise fail(f"cannot tell which provider serves {model!r}: pass --provider")
@@ -172,7 +172,7 @@ def prices_list(
     """List the per-million-token prices in force (today, or --at) for every model."""
     from meterline.cli_support import fail
 
-    catalog = _catalog(ctx)
+    catalog = catalog_from(ctx)
     moment = _parse_at(at)
     if provider is not None and catalog.provider_id(provider) is None:
         raise fail(f"unknown provider {provider!r}; known: {', '.join(catalog.provider_ids())}")
@@ -193,7 +193,7 @@ def prices_show(
     """Show every dated price of a model: tiers, cache rates, batch rule, source and price id."""
     from meterline.cli_support import fail
 
-    catalog = _catalog(ctx)
+    catalog = catalog_from(ctx)
     history = catalog.history(model, provider)
     entries = [item for item in history if not isinstance(item, str)]
     if not history:
@@ -210,7 +210,7 @@ def prices_show(
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _catalog(ctx: typer.Context) -> PriceCatalog:
+def catalog_from(ctx: typer.Context) -> PriceCatalog:
     from meterline.cli_support import fail, settings_from
     from meterline.pricing.catalog import PriceCatalog
     from meterline.pricing.errors import PricingError
@@ -222,14 +222,19 @@ def _catalog(ctx: typer.Context) -> PriceCatalog:
 
 
 def _parse_at(text: str | None) -> datetime:
-    from meterline.cli_support import fail
-
     if text is None:
         return datetime.now(UTC)
+    return parse_moment(text, "--at")
+
+
+def parse_moment(text: str, option: str) -> datetime:
+    """A command-line date or ISO time (UTC unless it says); exit 2 naming `option` when it is not one."""
+    from meterline.cli_support import fail
+
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise fail(f"--at {text!r} is not a date: use YYYY-MM-DD or 2024-04-09T12:00:00+00:00") from exc
+        raise fail(f"{option} {text!r} is not a date: use YYYY-MM-DD or 2024-04-09T12:00:00+00:00", code=2) from exc
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 

@@ -17,6 +17,8 @@ TABLES = {
     "unpriced_events",
     "alert_deliveries",
     "sink_batches",
+    "reprice_runs",
+    "reconciliations",
     MIGRATIONS_TABLE,
 }
 VIEWS = {
