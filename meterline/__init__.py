@@ -4,10 +4,12 @@ This folder is the shared core: the event schema (`events`) and its byte checks 
 the wire messages between components (`messages`, `priced_json`), settings, money, the price
 catalog and its re-pricing rules (`pricing/`), budget rules and price corrections (`budgets/`),
 reading and matching providers' usage and cost reports (`reconcile/`), backoff, fault points, the CLI (`cli`,
-`core_cli`, `cli_support`), the local Kafka (`services/`) and the demo (`demo/`).
+`core_cli`, `cli_support`), the local Kafka (`services/`), the demo (`demo/`), the dashboard's
+page (`dashboard/`) and the chargeback report (`report/`).
 
 May import: the standard library and the libraries in pyproject.toml. The core modules import no
-component (producers, stream, sinks, alerts); only the CLI, `services` and `demo` sit above them.
+component (producers, stream, sinks, alerts); only the CLI, `services`, `demo`, `dashboard` and
+`report` sit above them.
 pyproject.toml's [tool.importlinter] contracts check this in scripts/test.
 """
 

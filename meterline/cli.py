@@ -60,11 +60,13 @@ def _register_components() -> None:
     from meterline.demo import cli as demo_cli
     from meterline.pricing import cli as pricing_cli
     from meterline.producers import cli as producers_cli
+    from meterline.report import cli as report_cli
     from meterline.sinks import cli as sinks_cli
     from meterline.sinks import reconcile_cli, reprice_cli
     from meterline.stream import cli as stream_cli
 
-    for module in (core_cli, producers_cli, stream_cli, sinks_cli, reprice_cli, reconcile_cli, alerts_cli, pricing_cli, demo_cli):
+    for module in (core_cli, producers_cli, stream_cli, sinks_cli, reprice_cli, reconcile_cli, alerts_cli, pricing_cli,
+                   report_cli, demo_cli):
         module.register(app)
 
 

@@ -2,14 +2,18 @@
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
-if ((${#need_apt[@]})); then
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "installing ${need_apt[*]} for the local Kafka broker" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
-    else
-        echo "error: the local Kafka broker needs ${need_apt[*]}; install them (e.g. sudo apt-get install ${need_apt[*]})" >&2
-        exit 1
-    fi
+# The dashboard's browser tests drive Debian's headless Chromium; without it they skip, saying so,
+# so it is installed where we can (root with apt-get, as on CI) and only suggested elsewhere.
+want_apt=()
+command -v chromium >/dev/null 2>&1 || want_apt+=(chromium)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ((${#need_apt[@]} + ${#want_apt[@]})); then
+    echo "installing ${need_apt[*]} ${want_apt[*]} (the local Kafka broker; chromium for the dashboard's browser tests)" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" "${want_apt[@]}" >/dev/null
+elif ((${#need_apt[@]})); then
+    echo "error: the local Kafka broker needs ${need_apt[*]}; install them (e.g. sudo apt-get install ${need_apt[*]})" >&2
+    exit 1
+elif ((${#want_apt[@]})); then
+    echo "note: the dashboard's browser tests skip without chromium (sudo apt-get install chromium)" >&2
 fi
 PYTHON="${PYTHON:-python3}"
 if [ ! -x .venv/bin/python ]; then

@@ -2,12 +2,14 @@
 
 Pure logic: `rows`, `insert_plan` (rows and inserts planned from Kafka records), `buffer`
 (records cut into offset-range batches), `refusals`, `sql_guard` + `sql_allowlist` (what /sql
-lets through). I/O: `client` (+ `clickhouse_fence`), `writer`, `runner` (`SinkRunner`),
+lets through), `named_queries` (the SQL of the dashboard and the report, and what a request may
+ask for). I/O: `client` (+ `clickhouse_fence`), `writer`, `runner` (`SinkRunner`),
 `migrations`, `query`, `routing` (where a read-only query runs, and the CLI's calls to the
-worker), `web` (/sql), `dbinfo`. Correcting the past: `reprice` (a run's pages, rollup deltas,
-audit), `reprice_service` (a run from the settings), `reprice_cli`, `reprice_web` (the worker's
-/reprice), `budget_corrections` (the corrections sent to the stream over Kafka),
-`reconcile_store` (meterline's side of a reconciliation and its stored result).
+worker), `web` (/sql), `dashboard_api` (/api/dashboard/), `dbinfo`. Correcting the past: `reprice`
+(a run's pages, rollup deltas, audit), `reprice_service` (a run from the settings), `reprice_cli`,
+`reprice_web` (the worker's /reprice), `budget_corrections` (the corrections sent to the stream
+over Kafka), `reconcile_store` (meterline's side of a reconciliation and its stored result).
+`grafana/` holds Grafana's provisioning and dashboard JSON.
 
 May import: the core, clickhouse-connect, kafka-python and aiohttp; never the stream, alerts or
 producers. Heavy imports stay inside the modules that need them: import

@@ -59,3 +59,7 @@ def _code(code: int | None) -> str:
 
 class ReadOnlyQueryError(SinkError):
     """A query given to `meterline sql` would write or change the schema, or it failed."""
+
+
+class QueryParameterError(ReadOnlyQueryError):
+    """A named query was asked for by a name that does not exist, or with a value it cannot take."""

@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import orjson
 
-from meterline.sinks.errors import ReadOnlyQueryError
+from meterline.sinks.errors import QueryParameterError, ReadOnlyQueryError
+from meterline.sinks.named_queries import NAMED_QUERIES
 from meterline.sinks.sql_guard import CostDatabase, SqlRefusedError, check_tree, refuse_statement
 
 if TYPE_CHECKING:
@@ -127,6 +128,35 @@ def run_readonly_query(
     return CONTENT_TYPES[fmt], render(columns, types, result.result_rows, fmt)  # type: ignore[arg-type]  # the rows' cell types are the engine's; render takes any of them
 
 
+@dataclass(frozen=True)
+class QueryRows:
+    """A result: column names and ClickHouse types, and the rows as Python values."""
+
+    columns: list[str]
+    types: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def render(self, fmt: OutputFormat) -> bytes:
+        return render(self.columns, self.types, self.rows, fmt)
+
+
+def run_named_query(
+    client: Client, name: str, parameters: dict[str, object], limits: QueryLimits | None = None, *, query_id: str = ""
+) -> QueryRows:
+    """Run one of `NAMED_QUERIES` with ClickHouse binding `parameters`, bounded like /sql."""
+    named = NAMED_QUERIES.get(name)
+    if named is None:
+        raise QueryParameterError(f"no query named {name[:40]!r}: use one of {', '.join(sorted(NAMED_QUERIES))}")
+    limits = limits or QueryLimits()
+    try:
+        result = client.query(
+            f"{named.sql}\n/* {QUERY_TAG} {query_id} */", parameters=parameters, settings=limits.engine_settings()
+        )
+    except Exception as exc:
+        raise ReadOnlyQueryError(_engine_message(exc, limits)) from exc
+    return QueryRows(list(result.column_names), [t.name for t in result.column_types], [tuple(r) for r in result.result_rows])
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -165,7 +195,7 @@ def render(columns: Sequence[str], types: Sequence[str], rows: Sequence[Sequence
     if fmt == "json":
         body = {
             "columns": [{"name": name, "type": kind} for name, kind in zip(columns, types, strict=True)],
-            "rows": [dict(zip(columns, (_json_value(v) for v in row), strict=True)) for row in rows],
+            "rows": [dict(zip(columns, (json_value(v) for v in row), strict=True)) for row in rows],
             "row_count": len(rows),
         }
         return orjson.dumps(body, option=orjson.OPT_INDENT_2) + b"\n"
@@ -192,13 +222,14 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _json_value(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """A value as JSON takes it: money, dates and big numbers as exact strings."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_value(v) for v in value]
+        return [json_value(v) for v in value]
     return _text(value)
 
 

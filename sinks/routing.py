@@ -13,12 +13,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from meterline.settings import Settings, is_embedded_dsn
 from meterline.sinks.client import open_client
 from meterline.sinks.errors import ReadOnlyQueryError, SinkError
-from meterline.sinks.query import limits_of, run_readonly_query
+from meterline.sinks.named_queries import DashboardFilter
+from meterline.sinks.query import json_value, limits_of, run_named_query, run_readonly_query
 
 if TYPE_CHECKING:
     from meterline.pricing.reprice import RepriceScope
@@ -74,12 +75,16 @@ def post_to_worker(settings: Settings, path: str, payload: dict[str, Any], timeo
     """POST JSON to one of the worker's endpoints; (content type, body), or the SinkError saying why not.
 
     A 400 is the worker refusing the request itself (ReadOnlyQueryError carries its reason)."""
-    url = worker_url(settings, path)
+    return _ask_worker(settings, worker_url(settings, path), json.dumps(payload).encode(), timeout)
+
+
+def _ask_worker(settings: Settings, url: str, body: bytes | None, timeout: float) -> tuple[str, bytes]:
+    """POST `body` (GET when None) to the worker at `url`, with its token."""
     headers = {"Content-Type": "application/json"}
     token = settings.stream.web_token
     if token is not None and token.get_secret_value():
         headers["Authorization"] = f"Bearer {token.get_secret_value()}"
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)  # noqa: S310 - our own http:// URL
+    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - our own http:// URL
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - our own http:// URL
             return response.headers.get("Content-Type", "text/plain"), response.read()
@@ -120,6 +125,23 @@ def reprice_via_worker(settings: Settings, scope: RepriceScope, *, apply: bool, 
     except ReadOnlyQueryError as exc:  # the worker's 400: the request itself was wrong
         raise SinkError(f"the worker refused the reprice: {exc}") from exc
     return run_from_json(json.loads(body))
+
+
+def run_named(settings: Settings, name: str, flt: DashboardFilter) -> list[dict[str, Any]]:
+    """One named query's rows where it can run, as JSON values (money as exact strings): on the
+    DSN directly, or through the worker's /api/dashboard/ while it holds the embedded database."""
+    dsn = settings.effective_clickhouse_dsn
+    if is_embedded_dsn(dsn) and embedded_path_is_held(embedded_path(dsn)):
+        url = worker_url(settings, f"/api/dashboard/{name}?{urlencode(flt.query())}")
+        _, body = _ask_worker(settings, url, None, 60.0)
+        rows: list[dict[str, Any]] = json.loads(body)["rows"]
+        return rows
+    client = open_client(dsn)
+    try:
+        result = run_named_query(client, name, flt.parameters(), limits_of(settings.sql))
+    finally:
+        client.close()
+    return [{column: json_value(value) for column, value in zip(result.columns, row, strict=True)} for row in result.rows]
 
 
 def run_sql(settings: Settings, sql: str, fmt: str) -> tuple[str, bytes, Via]:

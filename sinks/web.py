@@ -23,12 +23,12 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
 from meterline.sinks.errors import ReadOnlyQueryError
-from meterline.sinks.query import QUERY_TAG, limits_of, run_readonly_query
+from meterline.sinks.query import QUERY_TAG, QueryRows, limits_of, run_named_query, run_readonly_query
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SqlHandler = Callable[[web.Request], Awaitable[web.Response]]
+T = TypeVar("T")
 RETRY_AFTER_S = 1
 CANCEL_ROUNDS = 50
 CANCEL_PAUSE_S = 0.1
@@ -75,7 +76,15 @@ class SqlService:
         return self._closing
 
     def query(self, sql: str, fmt: str) -> tuple[str, bytes]:
-        """Run one query in this thread, on an idle client (opened when there is none)."""
+        """Run one /sql query in this thread, on an idle client (opened when there is none)."""
+        return self.call(lambda client, query_id: run_readonly_query(client, sql, fmt, self.limits, query_id=query_id))
+
+    def named(self, name: str, parameters: dict[str, object]) -> QueryRows:
+        """Run one of the named queries (sinks/named_queries.py) in this thread."""
+        return self.call(lambda client, query_id: run_named_query(client, name, parameters, self.limits, query_id=query_id))
+
+    def call(self, work: Callable[[Client, str], T]) -> T:
+        """Run `work(client, query_id)` on an idle client; its query can be cancelled by id."""
         with self._lock:
             client = self._idle.pop() if self._idle else None
         if client is None:
@@ -87,7 +96,7 @@ class SqlService:
                 raise ReadOnlyQueryError("the worker is stopping; try again once it is back")
             self._running.add(query_id)
         try:
-            return run_readonly_query(client, sql, fmt, self.limits, query_id=query_id)
+            return work(client, query_id)
         finally:
             with self._lock:
                 self._running.discard(query_id)
@@ -98,6 +107,9 @@ class SqlService:
 
     async def run(self, sql: str, fmt: str) -> tuple[str, bytes]:
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.query, sql, fmt)
+
+    async def run_named(self, name: str, parameters: dict[str, object]) -> QueryRows:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.named, name, parameters)
 
     def cancel_running(self) -> int:
         """KILL every query this service is running; return how many were asked to stop."""
@@ -148,32 +160,41 @@ def make_sql_handler(client_factory: Callable[[], Client], settings: SqlSettings
             except ValueError:
                 payload = None
             if not isinstance(payload, dict):
-                return _error(400, 'send a JSON object: {"sql": "SELECT ...", "format": "table"}')
+                return error_response(400, 'send a JSON object: {"sql": "SELECT ...", "format": "table"}')
             sql, fmt = str(payload.get("sql", "")), str(payload.get("format", "table"))
         elif request.method == "GET":
             sql, fmt = request.query.get("q", ""), request.query.get("format", "table")
         else:
-            return _error(405, "use GET /sql?q=... or POST /sql with JSON")
-        if not service.try_acquire():
-            if service.closing:
-                return _error(503, "the worker is stopping; try again once it is back")
-            return _error(
-                429,
-                f"{service.max_concurrent} queries are running already (sql.max_concurrent); try again shortly",
-                {"Retry-After": str(RETRY_AFTER_S)},
-            )
-        try:
+            return error_response(405, "use GET /sql?q=... or POST /sql with JSON")
+        async def answer() -> web.Response:
             content_type, body = await service.run(sql, fmt)
-        except ReadOnlyQueryError as exc:
-            return _error(400, str(exc))
-        except Exception as exc:  # noqa: BLE001 - the engine could not be opened
-            return _error(503, f"ClickHouse is not available to the worker: {exc}")
-        finally:
-            service.release()
-        return web.Response(body=body, headers={"Content-Type": content_type})
+            return web.Response(body=body, headers={"Content-Type": content_type})
+
+        return await answer_in_slot(service, answer)
 
     handle.service = service  # type: ignore[attr-defined]  # the service rides on the handler: mount_sql stops it on shutdown
     return handle
+
+
+async def answer_in_slot(service: SqlService, answer: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """Run `answer` in one of the service's query slots: 429 when all are taken, 503 while
+    stopping or when ClickHouse cannot be opened, 400 with the reason for a refused query."""
+    if not service.try_acquire():
+        if service.closing:
+            return error_response(503, "the worker is stopping; try again once it is back")
+        return error_response(
+            429,
+            f"{service.max_concurrent} queries are running already (sql.max_concurrent); try again shortly",
+            {"Retry-After": str(RETRY_AFTER_S)},
+        )
+    try:
+        return await answer()
+    except ReadOnlyQueryError as exc:
+        return error_response(400, str(exc))
+    except Exception as exc:  # noqa: BLE001 - the engine could not be opened
+        return error_response(503, f"ClickHouse is not available to the worker: {exc}")
+    finally:
+        service.release()
 
 
 def mount_sql(app: web.Application, client_factory: Callable[[], Client], settings: SqlSettings | None = None) -> SqlService:
@@ -192,5 +213,5 @@ def _close_quietly(client: Any) -> None:
         log.debug("closing a /sql client failed", exc_info=True)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(status=status, text=message + "\n", content_type="text/plain", headers=headers)

@@ -187,8 +187,9 @@ REPRICE_PROXY_TIMEOUT_S = 3600.0
 """A reprice answers once, at its end: the proxy waits up to an hour for it."""
 
 
-def make_child_proxy(sidecar: Sidecar, path: str, timeout_s: float = 300.0) -> Callable[[Any], Any]:
-    """An aiohttp handler forwarding `path` (/sql, /reprice) to the child, which holds the database."""
+def make_child_proxy(sidecar: Sidecar, timeout_s: float = 300.0) -> Callable[[Any], Any]:
+    """An aiohttp handler forwarding its request's path (/sql, /reprice, /api/dashboard/...) to the
+    child, which holds the database."""
     from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
     async def handle(request: web.Request) -> web.Response:
@@ -199,7 +200,7 @@ def make_child_proxy(sidecar: Sidecar, path: str, timeout_s: float = 300.0) -> C
         try:
             async with ClientSession(timeout=ClientTimeout(total=timeout_s)) as session:
                 async with session.request(
-                    request.method, f"{sidecar.url}{path}", params=request.query, data=body, headers=headers
+                    request.method, f"{sidecar.url}{request.rel_url.raw_path}", params=request.query, data=body, headers=headers
                 ) as answer:
                     payload = await answer.read()
                     forwarded = {"Content-Type": answer.headers.get("Content-Type", "text/plain")}

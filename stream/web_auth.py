@@ -1,8 +1,10 @@
 """Who may use the worker's web endpoint: a bearer token for /sql, /metrics and /reprice.
 
-/healthz stays open (orchestrators probe it). With `stream.web_token` set, /sql and /metrics
-require `Authorization: Bearer <token>` (compared in constant time); /reprice, which writes,
-is refused outright while no token is set (sinks/reprice_web.py). Without a token the
+/healthz stays open (orchestrators probe it), and so do the dashboard's page and scripts (`/`,
+`/dashboard/...`), which hold no data. With `stream.web_token` set, /sql, /metrics, the
+dashboard's data (`/api/...`) and faust's table views (`/table`, `/router`) require
+`Authorization: Bearer <token>` (compared in constant time); /reprice, which writes, is refused
+outright while no token is set (sinks/reprice_web.py). Without a token the
 endpoint may bind loopback only: `check_web_binding` refuses any other address at start.
 
 Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
@@ -20,6 +22,14 @@ from meterline.errors import ConfigError
 from meterline.settings import StreamSettings
 
 PROTECTED_PATHS = ("/sql", "/metrics", "/reprice")
+# faust's own /table and /router views read table contents and the cluster's layout: data too.
+PROTECTED_PREFIXES = ("/api/", "/table", "/router")
+
+
+def is_protected(path: str) -> bool:
+    """True for the paths that answer with data or write: /sql, /metrics, /reprice, /api/...,
+    faust's /table and /router."""
+    return path.rstrip("/") in PROTECTED_PATHS or path.startswith(PROTECTED_PREFIXES)
 
 
 def is_loopback(host: str) -> bool:
@@ -57,7 +67,7 @@ def bearer_middleware(stream: StreamSettings) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[Any]]) -> Any:
-        if secret and request.path.rstrip("/") in PROTECTED_PATHS and not token_matches(request.headers.get("Authorization"), secret):
+        if secret and is_protected(request.path) and not token_matches(request.headers.get("Authorization"), secret):
             return web.Response(
                 status=401,
                 text="send the worker's token: Authorization: Bearer <stream.web_token> (METERLINE_STREAM__WEB_TOKEN)\n",

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from meterline.gc_control import tune_for_service
@@ -133,12 +134,20 @@ def run_child_parts(settings: Settings, parts: set[str], log_level: str) -> int:
 
 
 def _mount_sql(app: Any, settings: Settings) -> None:
-    """/sql, and /reprice: what the process holding the database serves for the CLI."""
+    """/sql, /reprice and the dashboard's data: what the process holding the database serves."""
+    from meterline.sinks.dashboard_api import mount_dashboard_api
     from meterline.sinks.reprice_web import mount_reprice
     from meterline.sinks.web import mount_sql
 
-    mount_sql(app, _client_factory(settings), settings.sql)
+    service = mount_sql(app, _client_factory(settings), settings.sql)
     mount_reprice(app, settings, _client_factory(settings))
+    mount_dashboard_api(app, service, settings.budgets, lambda: datetime.now(UTC))
+
+
+def _mount_page(app: Any) -> None:
+    from meterline.dashboard.page import mount_dashboard_page
+
+    mount_dashboard_page(app)
 
 
 def _protect(app: Any, settings: Settings) -> None:
@@ -157,12 +166,21 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
     web_app = stream.app.web.web_app  # type: ignore[attr-defined]  # faust's aiohttp driver has it, its base Web does not say so
     router = web_app.router
     _protect(web_app, settings)
+    _mount_page(web_app)
     if any(c.name == "sink" for c in components):
         _mount_sql(web_app, settings)
     if sidecar is not None:
+        from meterline.sinks.dashboard_api import API_PREFIX
+
         stream.health_checks.extend(sidecar.checks())
-        router.add_route("*", "/sql", make_child_proxy(sidecar, "/sql"))
-        router.add_route("POST", "/reprice", make_child_proxy(sidecar, "/reprice", REPRICE_PROXY_TIMEOUT_S))
+        proxy = make_child_proxy(sidecar)
+        router.add_route("*", "/sql", proxy)
+        router.add_get(API_PREFIX + "{name}", proxy)
+        router.add_route("POST", "/reprice", make_child_proxy(sidecar, REPRICE_PROXY_TIMEOUT_S))
+    elif not any(c.name == "sink" for c in components):
+        from meterline.sinks.dashboard_api import mount_dashboard_elsewhere
+
+        mount_dashboard_elsewhere(web_app)
     worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
     # faust's own logging setup replaced our handler: put ours back on top.
     def on_setup_root_logger(*_args: Any, **_kwargs: Any) -> None:
@@ -197,6 +215,7 @@ def _run_web_only(settings: Settings, components: list[Component]) -> int:
     async def main() -> None:
         app = web.Application()
         _protect(app, settings)
+        _mount_page(app)
         app.router.add_get("/healthz", healthz)
         app.router.add_get("/metrics", metrics)
         if any(c.name == "sink" for c in components):

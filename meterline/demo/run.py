@@ -185,7 +185,7 @@ class Demo:
         url = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
         with self.console.status(f"starting the worker (stream + ClickHouse sink + alerts), log {self.paths.worker_log} …"):
             wait_healthy(self.worker, f"{url}/healthz", self.paths.worker_log)
-        self.console.print(f"worker: healthy at {url} (pid {self.worker.pid})", highlight=False)
+        self.console.print(f"worker: healthy at {url} (pid {self.worker.pid}); dashboard at {url}/", highlight=False)
 
     def _check_worker(self) -> None:
         """DemoError with the log's tail when the worker has exited."""
@@ -311,9 +311,14 @@ class Demo:
             + (f", kafka pid file {self.paths.kafka / 'broker.pid'}" if self.state.broker_started else ""),
             highlight=False,
         )
+        settings = self._settings()
+        self.console.print(
+            f"dashboard: http://{settings.stream.web_host}:{settings.stream.web_port}/ (open it in a browser)", highlight=False
+        )
         self.console.print("query it:", highlight=False)
         self.console.print(f'  meterline --config {config} sql "SELECT team, sum(cost_usd) FROM spend_per_team_day GROUP BY team"', highlight=False, markup=False, soft_wrap=True)
         self.console.print(f'  meterline --config {config} sql "SELECT * FROM spend_vs_budget"', highlight=False, markup=False, soft_wrap=True)
+        self.console.print(f"  meterline --config {config} report --period {datetime.now(UTC):%Y-%m} --format md", highlight=False, markup=False, soft_wrap=True)
         self.console.print("send more traffic:", highlight=False)
         self.console.print(f"  meterline --config {config} loadgen --rate 200 --duration 30", highlight=False, markup=False, soft_wrap=True)
         self.console.print("stop everything:", highlight=False)

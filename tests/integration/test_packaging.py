@@ -13,7 +13,8 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ("meterline.producers", "meterline.stream", "meterline.sinks", "meterline.alerts")
+COMPONENTS = ("meterline.producers", "meterline.stream", "meterline.sinks", "meterline.alerts", "meterline.dashboard.page",
+              "meterline.report.cli")
 
 
 def test_built_wheel_imports_every_component(tmp_path: Path) -> None:
@@ -32,6 +33,9 @@ def test_built_wheel_imports_every_component(tmp_path: Path) -> None:
         archive.extractall(unpacked)
     assert "meterline/services/kafka-pom.xml" in names
     assert "meterline/py.typed" in names  # applications type-check against meterline.producers & co
+    # The dashboard and the HTML report work offline: the page and the charting library ship inside.
+    for static in ("index.html", "dashboard.js", "dashboard.css", "vendor/chart.umd.min.js", "vendor/chart.js.LICENSE.md"):
+        assert f"meterline/dashboard/static/{static}" in names, static
     code = (
         "import importlib, sys\n"
         f"for name in {COMPONENTS!r}:\n"

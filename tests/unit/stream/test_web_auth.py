@@ -6,7 +6,7 @@ import pytest
 
 from meterline.errors import ConfigError
 from meterline.settings import StreamSettings
-from meterline.stream.web_auth import check_web_binding, is_loopback, token_matches
+from meterline.stream.web_auth import check_web_binding, is_loopback, is_protected, token_matches
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,12 @@ def test_the_token_is_never_shown() -> None:
 )
 def test_token_matches(header: str | None, ok: bool) -> None:
     assert token_matches(header, "t0ken") is ok
+
+
+@pytest.mark.parametrize(
+    ("path", "protected"),
+    [("/sql", True), ("/sql/", True), ("/metrics", True), ("/api/dashboard/totals", True), ("/api/", True), ("/table/", True), ("/router/", True),
+     ("/", False), ("/dashboard/dashboard.js", False), ("/healthz", False), ("/apis", False)],
+)  # fmt: skip
+def test_data_paths_want_the_token_and_the_page_does_not(path: str, protected: bool) -> None:
+    assert is_protected(path) is protected
