@@ -1,8 +1,8 @@
 """Which failures are worth retrying. Pure: the adapters pass in status codes and error names.
 
-Transient: Slack 429 (with Retry-After), 5xx, Slack's own "try later" errors, SMTP 4xx.
+Transient: HTTP 429 (with Retry-After), 408 and 5xx, Slack's own "try later" errors, SMTP 4xx.
 Permanent: everything else Slack answers `ok: false` to (invalid_auth, channel_not_found, ...),
-other HTTP 4xx, SMTP 5xx. Network failures (timeouts, refused connections) are transient and
+other HTTP 3xx/4xx, SMTP 5xx. Network failures (timeouts, refused connections) are transient and
 are classified by the adapters.
 """
 
@@ -60,3 +60,20 @@ def smtp_failure(code: int, message: str) -> DeliveryError:
     if code in {530, 534, 535, 538}:
         reason += " (check alerts.smtp_username and METERLINE_ALERTS__SMTP_PASSWORD)"
     return PermanentDeliveryError("email", reason)
+
+
+def http_failure(channel: str, status: int, retry_after: str | None, detail: str = "") -> DeliveryError:
+    """The delivery error for a plain HTTP answer (webhook, PagerDuty): 429/408/5xx transient.
+
+    A 5xx may come after the receiver acted on the request, so its outcome is unknown.
+    """
+    name = f"HTTP {status}" + (f" ({detail})" if detail else "")
+    if status == 429:
+        return TransientDeliveryError(channel, f"rate limited ({name})", parse_retry_after(retry_after))
+    if status == 408 or status >= 500:
+        return TransientDeliveryError(channel, f"unavailable ({name})", parse_retry_after(retry_after), maybe_sent=status >= 500)
+    if 300 <= status < 400:
+        return PermanentDeliveryError(channel, f"{name}: redirects are not followed; configure the final URL")
+    if status in {401, 403}:
+        return PermanentDeliveryError(channel, f"{name}: the receiver refused our credentials; check the {channel} secret")
+    return PermanentDeliveryError(channel, name)

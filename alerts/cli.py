@@ -12,9 +12,12 @@ from typing import Annotated, Optional
 import typer
 
 alerts_app = typer.Typer(
-    help="Alert delivery to Slack, email and the console: send a test message, list recent deliveries.",
+    help="Alert delivery to Slack, email, webhooks, PagerDuty and the console: send a test message, list recent deliveries.",
     no_args_is_help=True,
 )
+
+
+CHANNELS = ("slack", "email", "webhook", "pagerduty", "console")
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 def test_message(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Option("--channel", help="Which channel to try: slack, email or console.")] = "console",
+    channel: Annotated[str, typer.Option("--channel", help="Which channel to try: slack, email, webhook, pagerduty or console.")] = "console",
     target: Annotated[
         Optional[str],
         typer.Option(help="Slack channel or email recipients (default: the first configured route of that channel)."),
@@ -36,7 +39,8 @@ def test_message(
 
     Uses the same settings, secrets, retries and rendering as the worker's dispatcher (retries
     stop after at most 30 s here). Exits 1 when the message could not be delivered. The test is
-    not recorded in alert_deliveries.
+    not recorded in alert_deliveries. A PagerDuty test opens an incident (dedup key
+    meterline/test/...): resolve it in PagerDuty.
     """
     import asyncio
     import time
@@ -53,8 +57,8 @@ def test_message(
     from meterline.alerts.view import alert_view
     from meterline.cli_support import fail, settings_from
 
-    if channel not in {"slack", "email", "console"}:
-        raise fail(f"unknown channel {channel!r}: use --channel slack, email or console")
+    if channel not in CHANNELS:
+        raise fail(f"unknown channel {channel!r}: use --channel {', '.join(CHANNELS[:-1])} or {CHANNELS[-1]}")
     settings = settings_from(ctx)
     now = datetime.now(UTC)
     try:

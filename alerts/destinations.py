@@ -2,18 +2,22 @@
 
 A budget's `routes` win; budgets without routes (or alerts for a budget no longer configured)
 use `alerts.default_routes`. Targets are normalised so the same destination always has the same
-key in the delivery log: Slack channel name or id, sorted comma-joined email recipients, `stdout`.
+key in the delivery log: Slack channel name or id, sorted comma-joined email recipients, `stdout`,
+the webhook URL's origin (its path and query may hold a token), `events-v2` for PagerDuty.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from meterline.alerts.errors import AlertConfigError
+from meterline.alerts.webhook_render import signing_key
 from meterline.messages import AlertEvent
 from meterline.settings import AlertChannelName, AlertRoute, AlertSettings, BudgetConfig, Settings
 
 CONSOLE_TARGET = "stdout"
+PAGERDUTY_TARGET = "events-v2"
 
 
 @dataclass(frozen=True, order=True)
@@ -37,6 +41,17 @@ def resolve_route(route: AlertRoute, alerts: AlertSettings) -> Destination:
     """The destination of one route; AlertConfigError when it cannot be delivered to."""
     if route.channel == "console":
         return Destination("console", CONSOLE_TARGET)
+    if route.channel == "webhook":
+        return _webhook_destination(route, alerts)
+    if route.channel == "pagerduty":
+        if alerts.pagerduty_routing_key is None:
+            raise AlertConfigError(
+                "a pagerduty route needs an Events API v2 integration key (METERLINE_ALERTS__PAGERDUTY_ROUTING_KEY), "
+                "in the environment or alerts.secrets_file"
+            )
+        if route.target not in (None, PAGERDUTY_TARGET):
+            raise AlertConfigError("a pagerduty route takes no target: its service is the integration key's")
+        return Destination("pagerduty", PAGERDUTY_TARGET)
     if route.channel == "slack":
         if alerts.slack_token is None and alerts.slack_webhook_url is None:
             raise AlertConfigError(
@@ -57,6 +72,28 @@ def resolve_route(route: AlertRoute, alerts: AlertSettings) -> Destination:
     if bad:
         raise AlertConfigError(f"email recipients {bad} are not addresses (name@example.org)")
     return Destination("email", ",".join(recipients))
+
+
+def url_origin(url: str) -> str:
+    """`scheme://host[:port]` of `url`: all that may be shown of a URL whose path or query can hold a token."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _webhook_destination(route: AlertRoute, alerts: AlertSettings) -> Destination:
+    if alerts.webhook_url is None or alerts.webhook_secret is None:
+        raise AlertConfigError(
+            "a webhook route needs alerts.webhook_url and a signing secret alerts.webhook_secret "
+            "(METERLINE_ALERTS__WEBHOOK_URL, METERLINE_ALERTS__WEBHOOK_SECRET), in the environment or alerts.secrets_file"
+        )
+    url = urlsplit(alerts.webhook_url.get_secret_value())
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise AlertConfigError("alerts.webhook_url must be an http:// or https:// URL")
+    signing_key(alerts.webhook_secret.get_secret_value())
+    target = url_origin(alerts.webhook_url.get_secret_value())
+    if route.target not in (None, target):
+        raise AlertConfigError(f"a webhook route takes no target (its endpoint is alerts.webhook_url, {target})")
+    return Destination("webhook", target)
 
 
 def routes_of(team: str, budget: str, settings: Settings) -> list[AlertRoute]:

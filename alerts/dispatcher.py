@@ -26,6 +26,11 @@ Delivery semantics (also across restarts and crashes):
 - Each destination has its own queue and task: one slow channel never blocks another. Each is
   limited to `alerts.rate_limit_per_minute`; when `alerts.digest_after` or more alerts wait for
   a destination they go out as one digest (each alert's row then says "digest of N").
+- PagerDuty incidents are resolved when their budget period has ended: every
+  `alerts.pagerduty_resolve_interval_seconds` the dispatcher reads the PagerDuty triggers recorded
+  `sent`, sends `resolve` (same dedup key) for those whose period is over, and records them
+  `resolved`. A crash between the resolve and its record resends the resolve: PagerDuty ignores a
+  second one. A failed resolve is logged and tried again at the next check.
 - One dispatcher per consumer group should run: two dispatchers sharing a partition during a
   rebalance could both see a delivery as pending.
 
@@ -40,6 +45,7 @@ import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -51,7 +57,7 @@ from meterline.alerts.channel import Channel
 from meterline.alerts.delivery import DestinationWorker, Job
 from meterline.alerts.delivery_offsets import DeliveryOffsets
 from meterline.alerts.destinations import Destination, check_routes, destinations_for
-from meterline.alerts.errors import AlertConfigError
+from meterline.alerts.errors import AlertConfigError, DeliveryError
 from meterline.alerts.retry import RetryPolicy
 from meterline.alerts.secrets import with_secrets
 from meterline.alerts.store import FINAL_STATUSES, AsyncDeliveryLog, DeliveryKey
@@ -69,16 +75,24 @@ MAX_WAITING_MESSAGES = 10_000
 REMEMBERED_OUTCOMES = 100_000
 STAT_NAMES = (
     "received", "invalid", "sent", "failed", "duplicates", "digests", "retries",
-    "confirmed_after_restart", "commits",
+    "confirmed_after_restart", "commits", "resolved",
 )  # fmt: skip
 
 
 def default_channels(settings: Settings, now: Callable[[], datetime]) -> dict[str, Channel]:
     from meterline.alerts.console import ConsoleChannel
+    from meterline.alerts.pagerduty import PagerDutyChannel
     from meterline.alerts.slack import SlackChannel
     from meterline.alerts.smtp import EmailChannel
+    from meterline.alerts.webhook import WebhookChannel
 
-    return {"slack": SlackChannel(settings.alerts), "email": EmailChannel(settings.alerts, now), "console": ConsoleChannel()}
+    return {
+        "slack": SlackChannel(settings.alerts),
+        "email": EmailChannel(settings.alerts, now),
+        "webhook": WebhookChannel(settings.alerts, now),
+        "pagerduty": PagerDutyChannel(settings.alerts),
+        "console": ConsoleChannel(),
+    }
 
 
 class AlertDispatcher:
@@ -179,6 +193,8 @@ class AlertDispatcher:
             )
             await consumer.start()
             consumer.subscribe([self.settings.topic("alerts")], listener=_Revocations(self, consumer))
+            if self.settings.alerts.pagerduty_routing_key is not None:
+                self._tasks.append(asyncio.create_task(self._resolve_periodically(), name="alerts pagerduty resolver"))
             self._running.set()
             await self._consume(consumer)
         finally:
@@ -216,6 +232,33 @@ class AlertDispatcher:
             await asyncio.wait_for(self._stopping.wait(), seconds)
         except TimeoutError:
             pass
+
+    async def _resolve_periodically(self) -> None:
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            await self.resolve_ended_periods()
+            await self._sleep_or_stop(self.settings.alerts.pagerduty_resolve_interval_seconds)
+
+    async def resolve_ended_periods(self) -> int:
+        """Resolve the PagerDuty incidents whose budget period has ended; return how many were."""
+        from meterline.alerts.pagerduty import PagerDutyChannel
+        from meterline.alerts.pagerduty_render import due_resolves
+
+        channel, store = self._channels.get("pagerduty"), self._store_or_fail()
+        if not isinstance(channel, PagerDutyChannel):
+            return 0
+        resolved = 0
+        for record in due_resolves(await store.sent_on("pagerduty"), self.settings.budgets, self._now()):
+            try:
+                await channel.resolve(Destination("pagerduty", record.target), record.alert_id)
+            except DeliveryError as exc:
+                log.warning("pagerduty: could not resolve %s (%s); trying again later", record.alert_id, exc.reason)
+                continue
+            reason = f"resolved: period {record.period} ended"
+            await store.write([replace(record, status="resolved", reason=reason, recorded_at=self._now())])
+            self.stats["resolved"] += 1
+            resolved += 1
+        return resolved
 
     async def commit(self, consumer: AIOKafkaConsumer) -> None:
         ready = self._tracker.ready()

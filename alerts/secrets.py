@@ -1,4 +1,4 @@
-"""Fill the alert secrets (Slack token, webhook URL, SMTP password) from `alerts.secrets_file`.
+"""Fill the alert secrets (Slack token and webhook URL, SMTP password, webhook URL and secret, PagerDuty key) from `alerts.secrets_file`.
 
 Secrets come only from the environment (`METERLINE_ALERTS__SLACK_TOKEN`, ...) or this TOML
 file; a value set in the environment wins over the file. Values stay `SecretStr` and are never
@@ -16,7 +16,9 @@ from pydantic import SecretStr
 from meterline.alerts.errors import AlertConfigError
 from meterline.settings import AlertSettings
 
-SECRET_KEYS = ("slack_token", "slack_webhook_url", "smtp_password")
+SECRET_KEYS = (
+    "slack_token", "slack_webhook_url", "smtp_password", "webhook_url", "webhook_secret", "pagerduty_routing_key",
+)  # fmt: skip
 
 log = logging.getLogger(__name__)
 

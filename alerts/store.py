@@ -2,7 +2,8 @@
 
 One row per state change of an (alert_id, channel, target); ReplacingMergeTree(recorded_at)
 keeps the latest, read with FINAL. Statuses: `sending` (an attempt may be under way, or, with
-reason starting "not sent: ", the last attempt was refused and another is due), `sent`, `failed`.
+reason starting "not sent: ", the last attempt was refused and another is due), `sent`, `failed`,
+and `resolved` (a PagerDuty trigger, sent and later resolved because its period ended).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ NOT_SENT_PREFIX = "not sent: "
 # Synchronous inserts: a 'sending' row must be on disk before the send starts.
 WRITE_SETTINGS = {"async_insert": 0}
 
-DeliveryStatus = Literal["sending", "sent", "failed"]
+DeliveryStatus = Literal["sending", "sent", "failed", "resolved"]
 DeliveryKey = tuple[str, str, str]
-FINAL_STATUSES = frozenset({"sent", "failed"})
+FINAL_STATUSES = frozenset({"sent", "failed", "resolved"})
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,14 @@ class DeliveryLog:
             if self._last_stamp is None or record.recorded_at > self._last_stamp:
                 self._last_stamp = record.recorded_at
         return {record.key: record for record in records}
+
+    def sent_on(self, channel: str) -> list[DeliveryRecord]:
+        """Deliveries on `channel` whose latest state is `sent` (PagerDuty triggers not yet resolved)."""
+        result = self._client.query(
+            f"SELECT {', '.join(COLUMNS)} FROM {TABLE} FINAL WHERE channel = {{channel:String}} AND status = 'sent'",
+            parameters={"channel": channel},
+        )
+        return [_record(row) for row in result.result_rows]
 
     def recent(self, since: datetime, limit: int = 500) -> list[DeliveryRecord]:
         """Deliveries whose latest state was recorded at or after `since`, newest first."""
@@ -215,6 +224,9 @@ class AsyncDeliveryLog:
 
     async def latest(self, alert_ids: list[str]) -> dict[DeliveryKey, DeliveryRecord]:
         return await self._call("read", lambda store: store.latest(alert_ids))
+
+    async def sent_on(self, channel: str) -> list[DeliveryRecord]:
+        return await self._call("read", lambda store: store.sent_on(channel))
 
     async def check_table(self) -> None:
         """Raise AlertConfigError when `alert_deliveries` does not exist yet."""

@@ -184,11 +184,12 @@ class PricingSettings(_Section):
     """TOML price files that take precedence over genai-prices' bundled data."""
 
 
-AlertChannelName = Literal["slack", "email", "console"]
+AlertChannelName = Literal["slack", "email", "console", "webhook", "pagerduty"]
 
 
 class AlertRoute(_Section):
-    """Where one budget's alerts go: a channel and, for slack/email, a target."""
+    """Where one budget's alerts go: a channel and, for slack/email, a target (webhook and
+    pagerduty have one configured endpoint each and take no target)."""
 
     channel: AlertChannelName
     target: str | None = None
@@ -196,7 +197,7 @@ class AlertRoute(_Section):
 
 
 class AlertSettings(_Section):
-    """Alert delivery: Slack, email, console."""
+    """Alert delivery: Slack, email, a signed webhook, PagerDuty, console."""
 
     default_routes: list[AlertRoute] = Field(default_factory=lambda: [AlertRoute(channel="console")])
     slack_token: SecretStr | None = None
@@ -214,6 +215,16 @@ class AlertSettings(_Section):
     """SMTP password (`METERLINE_ALERTS__SMTP_PASSWORD`; never put it in meterline.toml)."""
     smtp_sender: str = "meterline@localhost"
     smtp_default_recipients: list[str] = Field(default_factory=list)
+    webhook_url: SecretStr | None = None
+    """Where the webhook channel POSTs signed JSON (`METERLINE_ALERTS__WEBHOOK_URL`; may carry a token)."""
+    webhook_secret: SecretStr | None = None
+    """Standard Webhooks signing secret, `whsec_<base64>` (`METERLINE_ALERTS__WEBHOOK_SECRET`)."""
+    pagerduty_routing_key: SecretStr | None = None
+    """PagerDuty Events API v2 integration key (`METERLINE_ALERTS__PAGERDUTY_ROUTING_KEY`)."""
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    """PagerDuty Events API v2 endpoint (tests point it at a local server)."""
+    pagerduty_resolve_interval_seconds: float = Field(60.0, gt=0)
+    """How often the dispatcher resolves PagerDuty incidents whose budget period has ended (default 60 s)."""
     dashboard_url: str | None = None
     """Link template, e.g. `https://grafana/d/costs?team={team}`."""
     retry_deadline_seconds: float = Field(300.0, gt=0)
@@ -223,11 +234,12 @@ class AlertSettings(_Section):
     digest_after: int = Field(5, ge=2)
     """When this many alerts are pending for one channel, send one digest instead."""
     secrets_file: Path | None = None
-    """Optional TOML file holding slack_token, slack_webhook_url, smtp_password."""
+    """Optional TOML file holding slack_token, slack_webhook_url, smtp_password, webhook_url,
+    webhook_secret, pagerduty_routing_key."""
     smtp_ca_file: Path | None = None
     """CA bundle (PEM) that verifies the SMTP server's certificate (default: the system CAs)."""
     send_timeout_seconds: float = Field(10.0, gt=0)
-    """Timeout of one Slack or SMTP send attempt (default 10 s)."""
+    """Timeout of one Slack, SMTP, webhook or PagerDuty send attempt (default 10 s)."""
     retry_initial_seconds: float = Field(1.0, gt=0)
     """First backoff after a transient failure; doubles each attempt, with jitter (default 1 s)."""
     retry_max_seconds: float = Field(60.0, gt=0)

@@ -10,6 +10,11 @@ Lives here: `UsageProducer` (Kafka, with the offline spool and its replayer), SD
 
 May import: the core (`meterline.events`, `settings`, `messages`, …) and kafka-python; never the
 stream, sinks or alerts, nor faust or clickhouse-connect, so an application stays light.
+
+Optional extras, each imported by one module only and never from here (an import contract checks
+it): `litellm_callback` (`MeterlineCallback`, needs `meterline[litellm]`; its pure half is
+`litellm_usage`) and `otel_spans` (`MeterlineSpanProcessor`, needs `meterline[otel]`; its pure
+half is `otel_usage`).
 """
 
 from meterline.producers.budget_guard import BudgetExceededError, BudgetGuard

@@ -53,7 +53,8 @@ def _producer(producer: Emitter | None) -> Emitter:
     return chosen
 
 
-def _record(build: Callable[[], UsageEvent], producer: Emitter | None) -> EmitHandle | None:
+def record_built(build: Callable[[], UsageEvent], producer: Emitter | None) -> EmitHandle | None:
+    """Emit the event `build` returns; log (never raise) when it cannot be built from the response."""
     target = _producer(producer)
     try:
         event = build()
@@ -67,14 +68,14 @@ def record_openai(
     response: Any, *, team: str, producer: Emitter | None = None, now: Now = utc_now, **context: Any
 ) -> EmitHandle | None:
     """Record an OpenAI chat-completions or responses-API response's usage."""
-    return _record(lambda: usage_from_openai(response, team=team, now=now, **context), producer)
+    return record_built(lambda: usage_from_openai(response, team=team, now=now, **context), producer)
 
 
 def record_anthropic(
     message: Any, *, team: str, producer: Emitter | None = None, now: Now = utc_now, **context: Any
 ) -> EmitHandle | None:
     """Record an Anthropic message's usage (input_tokens normalised to include cache tokens)."""
-    return _record(lambda: usage_from_anthropic(message, team=team, now=now, **context), producer)
+    return record_built(lambda: usage_from_anthropic(message, team=team, now=now, **context), producer)
 
 
 class metered:  # noqa: N801 - used like a function: `with metered(...)` / `@metered(...)`
@@ -124,7 +125,7 @@ class metered:  # noqa: N801 - used like a function: `with metered(...)` / `@met
         fields = {"occurred_at": self._occurred_at, "latency_ms": latency_ms, **self.context}
         if exc_type is not None:
             fields["status"] = "error"
-        self.handle = _record(lambda: self._event(fields), self.producer)
+        self.handle = record_built(lambda: self._event(fields), self.producer)
 
     def _event(self, fields: dict[str, Any]) -> UsageEvent:
         if self.response is not None:

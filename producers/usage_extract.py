@@ -26,7 +26,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _get(obj: Any, name: str) -> Any:
+def field_of(obj: Any, name: str) -> Any:
     """`obj.name` or `obj[name]`, None when absent."""
     if obj is None:
         return None
@@ -35,10 +35,10 @@ def _get(obj: Any, name: str) -> Any:
     return getattr(obj, name, None)
 
 
-def _int(obj: Any, *path: str) -> int:
+def int_field(obj: Any, *path: str) -> int:
     value = obj
     for name in path:
-        value = _get(value, name)
+        value = field_of(value, name)
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
@@ -48,19 +48,19 @@ def _int(obj: Any, *path: str) -> int:
 
 def detect_kind(response: Any) -> ResponseKind:
     """Which provider shape a response has; raise UsageExtractionError if none."""
-    usage = _get(response, "usage")
+    usage = field_of(response, "usage")
     if usage is None:
         raise UsageExtractionError(
             f"{type(response).__name__} has no `usage`; pass the provider's response object "
             "(not a stream chunk without usage)"
         )
-    if _get(usage, "prompt_tokens") is not None:
+    if field_of(usage, "prompt_tokens") is not None:
         return "openai-chat"
-    if _get(response, "type") == "message" or _get(usage, "cache_creation_input_tokens") is not None:
+    if field_of(response, "type") == "message" or field_of(usage, "cache_creation_input_tokens") is not None:
         return "anthropic"
-    if _get(response, "object") == "response" or _get(usage, "input_tokens_details") is not None:
+    if field_of(response, "object") == "response" or field_of(usage, "input_tokens_details") is not None:
         return "openai-responses"
-    if _get(usage, "input_tokens") is not None:
+    if field_of(usage, "input_tokens") is not None:
         return "anthropic"
     raise UsageExtractionError(f"unrecognised usage shape on {type(response).__name__}")
 
@@ -68,28 +68,28 @@ def detect_kind(response: Any) -> ResponseKind:
 def token_counts(response: Any, kind: ResponseKind | None = None) -> dict[str, int]:
     """Normalised token counts (meterline's field names) of one response."""
     kind = kind or detect_kind(response)
-    usage = _get(response, "usage")
+    usage = field_of(response, "usage")
     if kind == "openai-chat":
         return {
-            "input_tokens": _int(usage, "prompt_tokens"),
-            "output_tokens": _int(usage, "completion_tokens"),
-            "cache_read_tokens": _int(usage, "prompt_tokens_details", "cached_tokens"),
+            "input_tokens": int_field(usage, "prompt_tokens"),
+            "output_tokens": int_field(usage, "completion_tokens"),
+            "cache_read_tokens": int_field(usage, "prompt_tokens_details", "cached_tokens"),
             "cache_write_tokens": 0,
-            "reasoning_tokens": _int(usage, "completion_tokens_details", "reasoning_tokens"),
+            "reasoning_tokens": int_field(usage, "completion_tokens_details", "reasoning_tokens"),
         }
     if kind == "openai-responses":
         return {
-            "input_tokens": _int(usage, "input_tokens"),
-            "output_tokens": _int(usage, "output_tokens"),
-            "cache_read_tokens": _int(usage, "input_tokens_details", "cached_tokens"),
+            "input_tokens": int_field(usage, "input_tokens"),
+            "output_tokens": int_field(usage, "output_tokens"),
+            "cache_read_tokens": int_field(usage, "input_tokens_details", "cached_tokens"),
             "cache_write_tokens": 0,
-            "reasoning_tokens": _int(usage, "output_tokens_details", "reasoning_tokens"),
+            "reasoning_tokens": int_field(usage, "output_tokens_details", "reasoning_tokens"),
         }
-    cache_read = _int(usage, "cache_read_input_tokens")
-    cache_write = _int(usage, "cache_creation_input_tokens")
+    cache_read = int_field(usage, "cache_read_input_tokens")
+    cache_write = int_field(usage, "cache_creation_input_tokens")
     return {
-        "input_tokens": _int(usage, "input_tokens") + cache_read + cache_write,
-        "output_tokens": _int(usage, "output_tokens"),
+        "input_tokens": int_field(usage, "input_tokens") + cache_read + cache_write,
+        "output_tokens": int_field(usage, "output_tokens"),
         "cache_read_tokens": cache_read,
         "cache_write_tokens": cache_write,
         "reasoning_tokens": 0,
@@ -114,8 +114,8 @@ def usage_event(
     fields: dict[str, Any] = {
         "team": team,
         "provider": _provider_of(kind),
-        "model": _get(response, "model"),
-        "request_id": _get(response, "id"),
+        "model": field_of(response, "model"),
+        "request_id": field_of(response, "id"),
         **token_counts(response, kind),
     }
     fields.update({k: v for k, v in context.items() if v is not None})

@@ -9,6 +9,15 @@ from typing import Final
 # Names people and SDKs use that genai-prices' own `provider_match` rules do not resolve, or
 # resolve to a different provider than the user means (`azure_openai` would match `openai`).
 PROVIDER_ALIASES: Final[dict[str, str]] = {
+    # OpenTelemetry GenAI semantic conventions' gen_ai.provider.name values.
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "aws.bedrock": "aws",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
     "google": "google",
     "gemini": "google",
     "google-gla": "google",

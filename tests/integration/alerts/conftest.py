@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.http_double import Answer, HttpDouble
 from tests.support.slack_server import FakeSlack
 from tests.support.smtp import SMTP_PASSWORD, SMTP_USER, SmtpServer, start_smtp_server
 
@@ -18,6 +19,25 @@ __all__ = ["SMTP_PASSWORD", "SMTP_USER", "SmtpServer"]
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     server = FakeSlack().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[HttpDouble]:
+    server = HttpDouble().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def fake_pagerduty() -> Iterator[HttpDouble]:
+    """PagerDuty's Events API v2 answers an accepted event with 202 and its dedup key."""
+    server = HttpDouble(Answer(202, {"status": "success", "message": "Event processed"})).start()
     try:
         yield server
     finally:

@@ -11,10 +11,12 @@ from typer.testing import CliRunner
 
 from meterline.alerts.destinations import Destination
 from meterline.alerts.store import DeliveryLog, delivery_record
+from meterline.alerts.webhook_render import signature, signing_key
 from meterline.cli import app
 from meterline.services.kafka_local import find_free_port
 from meterline.sinks.client import open_client
 from meterline.sinks.migrations import apply_migrations
+from tests.support.http_double import Answer, HttpDouble
 from tests.support.slack_server import FakeSlack, Scripted
 from tests.support.smtp import SmtpServer
 from tests.unit.alerts.samples import forecast_alert, threshold_alert
@@ -97,3 +99,31 @@ def test_alerts_list_shows_recent_deliveries(tmp_path: Path, chdb_dsn: str) -> N
     assert "sent" in output and "failed" in output
     code, output = run(tmp_path, "alerts", "list", "--since", "soon", METERLINE_CLICKHOUSE_DSN=chdb_dsn)
     assert code == 1 and "not a duration" in output
+
+
+def test_alerts_test_webhook_posts_a_signed_message(tmp_path: Path, webhook_receiver: HttpDouble) -> None:
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    code, output = run(
+        tmp_path, "alerts", "test", "--channel", "webhook",
+        METERLINE_ALERTS__WEBHOOK_URL=webhook_receiver.url("/in?token=t0k3n"), METERLINE_ALERTS__WEBHOOK_SECRET=secret,
+    )  # fmt: skip
+    assert code == 0, output
+    assert f"delivered to webhook:{webhook_receiver.url('')} after 1 attempt(s)" in " ".join(output.split())
+    (received,) = webhook_receiver.requests
+    expected = signature(signing_key(secret), received.headers["webhook-id"], int(received.headers["webhook-timestamp"]), received.body)
+    assert received.headers["webhook-signature"] == expected
+    assert "t0k3n" not in output and "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" not in output
+
+
+def test_alerts_test_pagerduty_triggers_and_a_bad_key_exits_1(tmp_path: Path, fake_pagerduty: HttpDouble) -> None:
+    env = {"METERLINE_ALERTS__PAGERDUTY_ROUTING_KEY": "R" * 32, "METERLINE_ALERTS__PAGERDUTY_EVENTS_URL": fake_pagerduty.url("/v2/enqueue")}
+    code, output = run(tmp_path, "alerts", "test", "--channel", "pagerduty", **env)
+    assert code == 0, output
+    assert "delivered to pagerduty:events-v2 after 1 attempt(s)" in output
+    (event,) = [r.json() for r in fake_pagerduty.requests]
+    assert event["event_action"] == "trigger" and event["dedup_key"].startswith("meterline/test/test-")
+    fake_pagerduty.plan(Answer(400, {"status": "invalid event", "message": "Event object is invalid"}))
+    code, output = run(tmp_path, "alerts", "test", "--channel", "pagerduty", **env)
+    assert code == 1 and "Event object is invalid" in " ".join(output.split()) and "R" * 32 not in output
+    code, output = run(tmp_path, "alerts", "test", "--channel", "pagerduty")
+    assert code == 1 and "PAGERDUTY_ROUTING_KEY" in " ".join(output.split())
