@@ -69,7 +69,12 @@ class LocalKafkaSettings(_Section):
     """The broker `meterline services up` runs without Docker."""
 
     port: int = Field(9092, ge=1, le=65535)
-    """Broker port on 127.0.0.1 (default 9092; `METERLINE_LOCAL_KAFKA__PORT`)."""
+    """Broker port on 127.0.0.1 (default 9092; `METERLINE_LOCAL_KAFKA__PORT`); a cluster's node
+    N listens on port + N - 1."""
+    brokers: int = Field(1, ge=1, le=9)
+    """Nodes `services up` starts (default 1; `METERLINE_LOCAL_KAFKA__BROKERS`, `--brokers`). 3 is
+    a KRaft cluster with replication 3 and min ISR 2 under `<data_dir>/kafka-cluster`: set
+    topic_replication_factor = 3 and topic_min_insync_replicas = 2 for the worker's topics."""
     controller_port: int | None = Field(None, ge=1, le=65535)
     """KRaft controller port (default: a free port chosen at start)."""
     heap: str = "512m"
@@ -155,6 +160,11 @@ class SinkSettings(_Section):
     """Drop raw events older than this many days (default: keep forever)."""
     retry_max_seconds: float = Field(30.0, gt=0)
     """Cap of the backoff between failed writes (default 30 s)."""
+    clickhouse_cluster: str | None = Field(None, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+    """A ClickHouse cluster (a name of the servers' `remote_servers`): migrations then create
+    Replicated engines `ON CLUSTER` it, one shard and a replica per server (see
+    meterline.sinks.replicated). Default: none, plain MergeTree engines (embedded chDB or one
+    server; `METERLINE_SINK__CLICKHOUSE_CLUSTER`)."""
 
 
 class SqlSettings(_Section):
@@ -324,6 +334,13 @@ class Settings(BaseSettings):
     """Prefix of every topic name (default `meterline.`; `METERLINE_TOPIC_PREFIX`)."""
     topic_partitions: int = Field(1, ge=1)
     """Partitions of topics the worker creates (default 1; more to scale out)."""
+    topic_replication_factor: int = Field(1, ge=1)
+    """Replicas of every topic the worker creates, faust's changelogs included (default 1, for one
+    broker; 3 on a three-broker cluster; `METERLINE_TOPIC_REPLICATION_FACTOR`)."""
+    topic_min_insync_replicas: int = Field(1, ge=1)
+    """`min.insync.replicas` of those topics: replicas that must have an `acks=all` write before
+    it counts (default 1; 2 with replication 3, so one broker may be down;
+    `METERLINE_TOPIC_MIN_INSYNC_REPLICAS`)."""
     clickhouse_dsn: str | None = None
     """`chdb:///path` (embedded, default `<data_dir>/clickhouse`) or
     `http(s)://user:pass@host:port/db` (`METERLINE_CLICKHOUSE_DSN`)."""
@@ -356,6 +373,24 @@ class Settings(BaseSettings):
                 "or http(s)://user:pass@host:8123/db for a ClickHouse server"
             )
         return value
+
+    @model_validator(mode="after")
+    def _min_isr_within_replicas(self) -> Settings:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"topic_min_insync_replicas ({self.topic_min_insync_replicas}) exceeds "
+                f"topic_replication_factor ({self.topic_replication_factor}): no write could ever be acknowledged"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_server(self) -> Settings:
+        if self.sink.clickhouse_cluster is not None and urlsplit(self.effective_clickhouse_dsn).scheme == "chdb":
+            raise ValueError(
+                f"sink.clickhouse_cluster ({self.sink.clickhouse_cluster!r}) needs a ClickHouse server: "
+                "set clickhouse_dsn to http(s)://user:pass@host:8123/db, or unset sink.clickhouse_cluster for the embedded engine"
+            )
+        return self
 
     @model_validator(mode="after")
     def _unique_budgets(self) -> Settings:

@@ -2,8 +2,9 @@
 
 Pure logic: `rows`, `insert_plan` (rows and inserts planned from Kafka records), `buffer`
 (records cut into offset-range batches), `refusals`, `sql_guard` + `sql_allowlist` (what /sql
-lets through), `named_queries` (the SQL of the dashboard and the report, and what a request may
-ask for). I/O: `client` (+ `clickhouse_fence`), `writer`, `runner` (`SinkRunner`),
+lets through), `replicated` (the migrations' DDL for a ClickHouse cluster), `stall` (when the
+sink's consumer stopped taking records), `named_queries` (the SQL of the dashboard and the
+report, and what a request may ask for). I/O: `client` (+ `clickhouse_fence`), `writer`, `runner` (`SinkRunner`),
 `migrations`, `query`, `routing` (where a read-only query runs, and the CLI's calls to the
 worker), `web` (/sql), `dashboard_api` (/api/dashboard/), `dbinfo`. Correcting the past: `reprice`
 (a run's pages, rollup deltas, audit), `reprice_service` (a run from the settings), `reprice_cli`,

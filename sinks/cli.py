@@ -41,7 +41,7 @@ def migrate(ctx: typer.Context) -> None:
     dsn = settings.effective_clickhouse_dsn
     client = open_or_fail(dsn)
     try:
-        applied = apply_migrations(client, ttl_days=settings.sink.ttl_days)
+        applied = apply_migrations(client, ttl_days=settings.sink.ttl_days, cluster=settings.sink.clickhouse_cluster)
     except SinkError as exc:
         raise fail(str(exc)) from exc
     finally:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
 
 from meterline.sinks.errors import MigrationError
+from meterline.sinks.replicated import on_cluster
 
 if TYPE_CHECKING:
     from clickhouse_connect.driver.client import Client
@@ -97,12 +99,17 @@ def applied_versions(client: Client) -> dict[int, str]:
     return {int(version): str(checksum) for version, checksum in result.result_rows}
 
 
-def apply_migrations(client: Client, *, ttl_days: int | None = None) -> list[Migration]:
+def apply_migrations(client: Client, *, ttl_days: int | None = None, cluster: str | None = None) -> list[Migration]:
     """Apply the migrations not applied yet; return those applied now (empty when up to date).
 
-    Also makes the TTL of usage_events match `ttl_days` (None removes it), every time.
+    Also makes the TTL of usage_events match `ttl_days` (None removes it), every time. With
+    `cluster` every statement runs ON CLUSTER it, on Replicated engines (sinks/replicated.py).
     """
-    client.command(_CREATE_MIGRATIONS_TABLE, settings=_DDL_SETTINGS)
+
+    def ddl(statement: str) -> str:
+        return statement if cluster is None else on_cluster(statement, cluster)
+
+    client.command(ddl(_CREATE_MIGRATIONS_TABLE.strip()), settings=_DDL_SETTINGS)
     done = applied_versions(client)
     applied: list[Migration] = []
     for migration in load_migrations():
@@ -116,7 +123,7 @@ def apply_migrations(client: Client, *, ttl_days: int | None = None) -> list[Mig
             continue
         for statement in migration.statements:
             try:
-                client.command(statement, settings=_DDL_SETTINGS)
+                client.command(ddl(statement), settings=_DDL_SETTINGS)
             except Exception as exc:
                 raise MigrationError(
                     f"migration {migration.label} failed: {str(exc).splitlines()[0]}; "
@@ -129,13 +136,13 @@ def apply_migrations(client: Client, *, ttl_days: int | None = None) -> list[Mig
             settings={"async_insert": 0},
         )
         applied.append(migration)
-    _apply_ttl(client, ttl_days)
+    _apply_ttl(client, ttl_days, ddl)
     return applied
 
 
-def _apply_ttl(client: Client, ttl_days: int | None) -> None:
+def _apply_ttl(client: Client, ttl_days: int | None, ddl: Callable[[str], str]) -> None:
     has_ttl = "TTL " in str(client.command("SHOW CREATE TABLE usage_events"))
     if ttl_days is None and not has_ttl:
         return
     # materialize_ttl_after_modify = 0: do not rewrite every part now; merges apply it.
-    client.command(ttl_statement(ttl_days), settings={**_DDL_SETTINGS, "materialize_ttl_after_modify": 0})
+    client.command(ddl(ttl_statement(ttl_days)), settings={**_DDL_SETTINGS, "materialize_ttl_after_modify": 0})

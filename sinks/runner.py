@@ -45,6 +45,7 @@ from meterline.sinks.insert_plan import (
     plan_writes,
 )
 from meterline.sinks.migrations import apply_migrations
+from meterline.sinks.stall import StallWatch
 from meterline.sinks.writer import InsertPipeline, recorded_ranges, write_batch
 
 if TYPE_CHECKING:
@@ -60,6 +61,9 @@ FlushObserver = Callable[[FlushStep, list[RangeBatch]], None]
 the write as a transient failure would: it is retried, i.e. replayed)."""
 
 METADATA_WAIT_S = 15.0
+STALL_S = 30.0
+"""A consumer that took nothing it could take for this long is replaced (sinks/stall.py)."""
+STALL_CHECK_S = 5.0
 
 
 def await_topic_metadata(
@@ -79,6 +83,7 @@ def await_topic_metadata(
 
 STAT_NAMES = (
     "records_consumed",
+    "consumer_reopens",
     "rows_written",
     "batches_written",
     "inserts",
@@ -134,6 +139,8 @@ class SinkRunner:
         self._failing = False
         self._fatal: BaseException | None = None
         self.last_error: str | None = None
+        self._stall = StallWatch(STALL_S)
+        self._next_stall_check = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -175,10 +182,10 @@ class SinkRunner:
             self._close()
 
     def _loop(self) -> None:
-        consumer = self._consumer
-        assert consumer is not None
         idle_s = self.settings.sink.idle_flush_ms / 1000
         while not self._stop.is_set():
+            consumer = self._consumer
+            assert consumer is not None
             self._load_recorded_ranges()
             if len(self._buffer):
                 wait = self._buffer.seconds_until_due()
@@ -195,7 +202,45 @@ class SinkRunner:
                     self.stats["records_consumed"] += 1
             if self._buffer.due(self._positions(), idle=bool(idle_s) and not polled):
                 self._flush()
+            if not polled and self._stalled():
+                self._reopen_consumer()
         self._flush()
+
+    def _stalled(self) -> bool:
+        """Every STALL_CHECK_S: whether the consumer took nothing it could take for STALL_S."""
+        now = self._now()
+        if now < self._next_stall_check:
+            return False
+        self._next_stall_check = now + STALL_CHECK_S
+        consumer = self._consumer
+        assert consumer is not None
+        known = self._positions()
+        # A partition whose position stays unknown cannot be fetched either: -1 is below any end.
+        positions = {(tp.topic, tp.partition): known.get((tp.topic, tp.partition), -1) for tp in consumer.assignment()}
+        if not positions:
+            return False  # nothing assigned (more sinks than partitions, or a rebalance)
+        try:
+            from kafka.structs import TopicPartition as KafkaTopicPartition
+
+            ends = consumer.end_offsets([KafkaTopicPartition(t, p) for t, p in positions], timeout_ms=5000)
+        except Exception:  # noqa: BLE001 - no answer now: look again at the next check
+            return False
+        return self._stall.observe(now, positions, {(tp.topic, tp.partition): int(o) for tp, o in ends.items()})
+
+    def _reopen_consumer(self) -> None:
+        """Replace a stalled consumer by a new member of the group: what it held and did not
+        write is read again from the committed offsets (and written with the same tokens)."""
+        held = len(self._buffer)
+        log.warning(
+            "the sink's Kafka consumer took nothing for %.0f s while its partitions have records to read "
+            "(kafka-python stopped fetching them); reopening it", STALL_S, extra={"held_records": held},
+        )  # fmt: skip
+        self.stats["consumer_reopens"] += 1
+        self._buffer.reassign([], self._owned)
+        self._owned = set()
+        self._close_consumer()
+        self._stall.reset()
+        self._consumer = self._open_consumer()
 
     def _flush(self) -> None:
         """Write every batch that can be cut now, then commit its offsets."""
@@ -300,7 +345,7 @@ class SinkRunner:
         except Exception as exc:  # engine/server unavailable: retry
             raise TransientWriteError(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         try:
-            apply_migrations(client, ttl_days=self.settings.sink.ttl_days)
+            apply_migrations(client, ttl_days=self.settings.sink.ttl_days, cluster=self.settings.sink.clickhouse_cluster)
         except Exception as exc:
             client.close()
             raise TransientWriteError(None, f"migrations: {str(exc).splitlines()[0]}") from exc
@@ -393,13 +438,17 @@ class SinkRunner:
             self._on_flush_step(step, batches)
 
     def _close(self) -> None:
+        self._close_consumer()
+        if self._client is not None:
+            self._client.close()
+
+    def _close_consumer(self) -> None:
         if self._consumer is not None:
             try:
                 self._consumer.close(autocommit=False)
             except Exception:
                 log.debug("closing the sink consumer failed", exc_info=True)
-        if self._client is not None:
-            self._client.close()
+            self._consumer = None
 
 
 _TABLE_STAT = {

@@ -29,9 +29,9 @@ from meterline.kafka_options import faust_consumer_options
 from meterline.settings import Settings
 from meterline.stream import faust_fence
 from meterline.stream.changelog import read_changelogs
-from meterline.stream.offsets import OffsetTracker, judge_hole
+from meterline.stream.offsets import OffsetTracker, judge_hole, resume_offsets
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName, record_headers
-from meterline.stream.source_check import committed_offset, records_in_hole
+from meterline.stream.source_check import committed_offset, log_start_offsets, records_in_hole
 
 if TYPE_CHECKING:
     import faust
@@ -337,8 +337,13 @@ class StreamApp:
         if self._assigned:
             # faust sought every assigned partition to its committed offset before the flow
             # resumed. (A retry after a failed batch keeps the book: it holds the rewinds.)
-            committed = faust_fence.committed_offsets(self.app)
-            self.offsets.reset({tp.partition: committed.get(tp) for tp in self.app.consumer.assignment() if tp.topic == source})
+            book = faust_fence.committed_offsets(self.app)
+            committed = {tp.partition: book.get(tp) for tp in self.app.consumer.assignment() if tp.topic == source}
+            unknown = [partition for partition, offset in committed.items() if offset is None]
+            log_start = await log_start_offsets(self.settings.kafka_bootstrap, source, unknown)
+            start = resume_offsets(committed, log_start)
+            self.offsets.reset(start)
+            log.info("partitions assigned; each batch must continue from here", extra={"start": start})
             self._assigned = False
         self._restored = True
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 from meterline.stream.offsets import OffsetHole
 
@@ -45,6 +46,25 @@ async def records_in_hole(bootstrap: str, topic: str, hole: OffsetHole, *, timeo
             batches = await consumer.getmany(tp, timeout_ms=500)
             found += sum(1 for record in batches.get(tp, []) if hole.first <= record.offset <= hole.last)
         return found
+    finally:
+        await consumer.stop()
+
+
+async def log_start_offsets(bootstrap: str, topic: str, partitions: Iterable[int], *, timeout: float = CHECK_TIMEOUT_S) -> dict[int, int]:
+    """The first offset each partition of `topic` holds now (where `earliest` begins)."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    wanted = [TopicPartition(topic, partition) for partition in sorted(set(partitions))]
+    if not wanted:
+        return {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        try:
+            starts = await asyncio.wait_for(consumer.beginning_offsets(wanted), timeout)
+        except TimeoutError as exc:
+            raise SourceCheckError(f"the first offsets of {topic} not read within {timeout:.0f} s") from exc
+        return {tp.partition: int(offset) for tp, offset in starts.items()}
     finally:
         await consumer.stop()
 

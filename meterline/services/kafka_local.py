@@ -1,9 +1,10 @@
-"""A real single-node Apache Kafka (KRaft) on 127.0.0.1, without Docker.
+"""A real Apache Kafka (KRaft) node on 127.0.0.1, without Docker: one broker, or one node of
+a local cluster (kafka_cluster.py).
 
 The broker's jars come from Maven Central through `mvn` and the small pom kept beside
-this module; they are cached, so a second start downloads nothing. Storage is formatted
-once per data folder. The broker runs as a child process whose pid is written to a file,
-and `stop` signals only that pid.
+this module; they are cached per pom, so a second start downloads nothing. Storage is
+formatted once per data folder. The broker runs as a child process whose pid is written to a
+file, and `stop` signals only that pid. Its log is `broker.log` in its data folder.
 
 Imports inside functions load heavy libraries (Kafka clients, faust, aiohttp, pyarrow, genai-prices'
 data) only when a function needs them, so importing this module stays cheap.
@@ -11,7 +12,7 @@ data) only when a function needs them, so importing this module stays cheap.
 
 from __future__ import annotations
 
-import base64
+import hashlib
 import os
 import re
 import shutil
@@ -19,12 +20,12 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from meterline.errors import MissingToolError, PortInUseError, ServiceError
+from meterline.services.kafka_config import LOG4J2_PROPERTIES, Replication, kafka_uuid, server_properties
 
 POM_NAME = "kafka-pom.xml"
 READY_TIMEOUT_S = 90.0
@@ -38,12 +39,46 @@ class BrokerStatus:
     bootstrap: str
     kafka_version: str | None
     detail: str
+    node_id: int = 1
+    log_file: Path | None = None
 
 
 def find_free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def find_free_port_block(count: int, attempts: int = 200) -> list[int]:
+    """`count` consecutive free loopback ports below the ephemeral range (from 20000 up), so no
+    outgoing connection takes one of them between this check and the bind: a cluster's nodes
+    listen on port, port + 1, …"""
+    import random
+
+    floor = _ephemeral_floor()
+    low = min(20000, max(1024, floor - 1000))
+    for _ in range(attempts):
+        base = random.randrange(low, floor - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return list(range(base, base + count))
+        except OSError:
+            continue
+        finally:
+            for sock in socks:
+                sock.close()
+    raise ServiceError(f"found no {count} consecutive free ports on 127.0.0.1 below {floor}")
 
 
 def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
@@ -96,7 +131,12 @@ def maven_version() -> str | None:
 
 
 class LocalKafka:
-    """One broker: its jar cache, its data folder, its pid file."""
+    """One node: its jar cache, its data folder, its pid file.
+
+    Alone (the default) it is a standalone KRaft quorum with replication 1. As node `node_id`
+    of a LocalKafkaCluster, the cluster configures and formats it (`configure`, `format`),
+    launches every node, then waits for all of them.
+    """
 
     def __init__(
         self,
@@ -106,6 +146,8 @@ class LocalKafka:
         controller_port: int | None = None,
         heap: str = "512m",
         kafka_version: str = "4.4.0",
+        *,
+        node_id: int = 1,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.cache_dir = Path(cache_dir)
@@ -113,11 +155,12 @@ class LocalKafka:
         self.controller_port = controller_port
         self.heap = heap
         self.kafka_version = kafka_version
+        self.node_id = node_id
 
     # -- paths -------------------------------------------------------------------
     @property
     def libs_dir(self) -> Path:
-        return self.cache_dir / f"kafka-{self.kafka_version}" / "libs"
+        return libs_dir(self.cache_dir, self.kafka_version)
 
     @property
     def pid_file(self) -> Path:
@@ -139,98 +182,34 @@ class LocalKafka:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def formatted(self) -> bool:
+        return (self.log_dirs / "meta.properties").exists()
+
+    @property
+    def running(self) -> bool:
+        return self._read_pid() is not None
+
     # -- jars --------------------------------------------------------------------
     def resolve_jars(self) -> Path:
-        """Resolve the broker's jars with mvn into the cache (once)."""
-        done_marker = self.libs_dir / ".resolved"
-        if done_marker.exists():
-            return self.libs_dir
-        mvn = require_maven()
-        require_java()
-        self.libs_dir.mkdir(parents=True, exist_ok=True)
-        pom = resources.files("meterline.services").joinpath(POM_NAME)
-        with resources.as_file(pom) as pom_path:
-            cmd = [
-                mvn,
-                "-B",
-                "-q",
-                "-f",
-                str(pom_path),
-                "dependency:copy-dependencies",
-                f"-Dkafka.version={self.kafka_version}",
-                f"-DoutputDirectory={self.libs_dir}",
-                "-DincludeScope=runtime",
-            ]
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if proc.returncode != 0 or not any(self.libs_dir.glob("kafka_2.13-*.jar")):
-            tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
-            raise ServiceError(
-                f"mvn could not resolve Apache Kafka {self.kafka_version} from Maven Central "
-                f"(exit {proc.returncode}). Check network access to repo.maven.apache.org or set "
-                f"local_kafka.kafka_version to a released 4.x version.\n{tail}"
-            )
-        done_marker.write_text(self.kafka_version)
-        return self.libs_dir
+        """Resolve the broker's jars with mvn into the cache (once per pom and version)."""
+        return resolve_jars(self.cache_dir, self.kafka_version)
 
     # -- config and storage -------------------------------------------------------
-    def _write_config(self, controller_port: int) -> None:
+    def configure(self, controller_port: int, quorum_ports: list[int], replication: Replication) -> None:
+        """Write server.properties and the log4j2 configuration into the data folder."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dirs.mkdir(parents=True, exist_ok=True)
-        lines = [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={self.log_dirs}",
-            "num.partitions=1",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
-            "log.retention.hours=168",
-            "log.segment.bytes=134217728",
-            "num.network.threads=2",
-            "num.io.threads=2",
-            "message.max.bytes=2097152",
-        ]
+        lines = server_properties(
+            node_id=self.node_id,
+            port=self.port,
+            controller_port=controller_port,
+            quorum_ports=quorum_ports,
+            log_dirs=str(self.log_dirs),
+            replication=replication,
+        )
         self.config_file.write_text("\n".join(lines) + "\n")
-        log4j = self.data_dir / "log4j2.yaml"
-        log4j.write_text(
-            "Configuration:\n"
-            "  Appenders:\n"
-            "    Console:\n"
-            "      name: STDOUT\n"
-            "      PatternLayout:\n"
-            '        Pattern: "[%d] %p %m (%c)%n"\n'
-            "  Loggers:\n"
-            "    Root:\n"
-            "      level: WARN\n"
-            "      AppenderRef:\n"
-            "        - ref: STDOUT\n"
-            "    Logger:\n"
-            "      - name: kafka.server.KafkaRaftServer\n"
-            "        level: INFO\n"
-        )
-        log4j_props = self.data_dir / "log4j2.properties"
-        log4j_props.write_text(
-            "status = warn\n"
-            "appender.console.type = Console\n"
-            "appender.console.name = STDOUT\n"
-            "appender.console.layout.type = PatternLayout\n"
-            "appender.console.layout.pattern = [%d] %p %m (%c)%n\n"
-            "rootLogger.level = WARN\n"
-            "rootLogger.appenderRef.stdout.ref = STDOUT\n"
-            "logger.raft.name = kafka.server.KafkaRaftServer\n"
-            "logger.raft.level = INFO\n"
-        )
+        (self.data_dir / "log4j2.properties").write_text(LOG4J2_PROPERTIES)
 
     def _java_base(self) -> list[str]:
         java = require_java()
@@ -246,22 +225,15 @@ class LocalKafka:
             f"{self.libs_dir}/*",
         ]
 
-    def _format_storage(self) -> None:
-        if (self.log_dirs / "meta.properties").exists():
+    def format(self, cluster_id: str, initial_controllers: str | None = None) -> None:
+        """Format the storage once: a standalone quorum, or one voter of `initial_controllers`."""
+        if self.formatted:
             return
-        cluster_id = _kafka_uuid()
-        cmd = self._java_base() + [
-            "kafka.tools.StorageTool",
-            "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self.config_file),
-            "--standalone",
-        ]
+        quorum = ["--standalone"] if initial_controllers is None else ["--initial-controllers", initial_controllers]
+        cmd = self._java_base() + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file), *quorum]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise ServiceError(f"formatting Kafka storage failed:\n{proc.stdout}{proc.stderr}")
+            raise ServiceError(f"formatting Kafka storage of node {self.node_id} failed:\n{proc.stdout}{proc.stderr}")
 
     # -- process ------------------------------------------------------------------
     def _read_pid(self) -> int | None:
@@ -271,10 +243,11 @@ class LocalKafka:
             return None
         return pid if _is_our_broker(pid, self.config_file) else None
 
-    def _stored_controller_port(self) -> int | None:
+    def stored_controller_port(self) -> int | None:
+        """The controller port written in this node's server.properties, if any."""
         try:
             for line in self.config_file.read_text().splitlines():
-                if line.startswith("controller.quorum.bootstrap.servers="):
+                if line.startswith("listeners="):
                     return int(line.rsplit(":", 1)[1])
         except (OSError, ValueError):
             return None
@@ -286,19 +259,30 @@ class LocalKafka:
         if pid is not None:
             self.wait_ready(timeout)
             return False
+        self.check_port_free()
+        self.resolve_jars()
+        controller_port = self.controller_port or self.stored_controller_port() or find_free_port_block(1)[0]
+        if port_is_open(controller_port):
+            controller_port = find_free_port_block(1)[0]
+        self.configure(controller_port, [controller_port], Replication())
+        self.format(kafka_uuid())
+        proc = self.launch()
+        try:
+            self.wait_ready(timeout, proc=proc)
+        except ServiceError:
+            self.stop()
+            raise
+        return True
+
+    def check_port_free(self) -> None:
         if port_is_open(self.port):
             raise PortInUseError(
                 self.port,
                 "; stop it or choose another port (METERLINE_LOCAL_KAFKA__PORT or --port)",
             )
-        self.resolve_jars()
-        controller_port = (
-            self.controller_port or self._stored_controller_port() or find_free_port()
-        )
-        if port_is_open(controller_port):
-            controller_port = find_free_port()
-        self._write_config(controller_port)
-        self._format_storage()
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the configured, formatted node's process; do not wait for it."""
         cmd = self._java_base() + ["kafka.Kafka", str(self.config_file)]
         log = open(self.log_file, "ab")  # noqa: SIM115 - handed to the child process
         try:
@@ -312,23 +296,14 @@ class LocalKafka:
         finally:
             log.close()
         self.pid_file.write_text(str(proc.pid))
-        try:
-            self.wait_ready(timeout, proc=proc)
-        except ServiceError:
-            self.stop()
-            raise
-        return True
+        return proc
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S, proc: subprocess.Popen[bytes] | None = None) -> None:
         """Wait until a client can create and list a topic."""
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
         while time.monotonic() < deadline:
-            if proc is not None and proc.poll() is not None:
-                raise ServiceError(
-                    f"the Kafka broker exited with code {proc.returncode} while starting; "
-                    f"see {self.log_file}:\n{_tail(self.log_file)}"
-                )
+            self.check_alive(proc)
             if port_is_open(self.port):
                 try:
                     _create_and_list_topic(self.bootstrap)
@@ -341,13 +316,33 @@ class LocalKafka:
             f"({last_error}); see {self.log_file}"
         )
 
+    def check_alive(self, proc: subprocess.Popen[bytes] | None) -> None:
+        """Raise with the log's tail if the process this node launched has exited."""
+        if proc is not None and proc.poll() is not None:
+            raise ServiceError(
+                f"Kafka node {self.node_id} exited with code {proc.returncode} while starting; "
+                f"see {self.log_file}:\n{_tail(self.log_file)}"
+            )
+
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the broker this folder's pid file names; return True if one was stopped."""
+        pid = self.signal_stop()
+        if pid is None:
+            return False
+        self.wait_stopped(pid, timeout)
+        return True
+
+    def signal_stop(self) -> int | None:
+        """SIGTERM the broker (a controlled shutdown) without waiting; return its pid."""
         pid = self._read_pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
-            return False
+            return None
         _signal(pid, signal.SIGTERM)
+        return pid
+
+    def wait_stopped(self, pid: int, timeout: float = 30.0) -> None:
+        """Wait for `pid` to exit; SIGKILL it after `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and _alive(pid):
             time.sleep(0.1)
@@ -356,7 +351,6 @@ class LocalKafka:
             while _alive(pid):
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
-        return True
 
     def kill(self) -> None:
         """SIGKILL the broker (fault tests)."""
@@ -364,6 +358,11 @@ class LocalKafka:
         if pid is not None:
             _signal(pid, signal.SIGKILL)
             while _alive(pid):
+                time.sleep(0.05)
+            # The JVM's leader thread turns zombie before its last threads let go of the
+            # sockets: a restart right away found the port still taken (PortInUseError).
+            deadline = time.monotonic() + 10.0
+            while port_is_open(self.port) and time.monotonic() < deadline:
                 time.sleep(0.05)
             self.pid_file.unlink(missing_ok=True)
 
@@ -388,16 +387,54 @@ class LocalKafka:
             bootstrap=self.bootstrap,
             kafka_version=version,
             detail=detail,
+            node_id=self.node_id,
+            log_file=self.log_file,
         )
 
 
-def _kafka_uuid() -> str:
-    """A cluster id as Kafka's own Uuid.randomUuid makes it: never starting with "-",
-    which the storage tool's argument parser would read as an option (1 id in 64)."""
-    while True:
-        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not text.startswith("-"):
-            return text
+def _pom_digest() -> str:
+    pom = resources.files("meterline.services").joinpath(POM_NAME)
+    return hashlib.sha256(pom.read_bytes()).hexdigest()[:8]
+
+
+def libs_dir(cache_dir: Path, kafka_version: str) -> Path:
+    """The jars of one Kafka version and one pom: a changed pom resolves into a fresh folder, so
+    no jar of an older resolution (slf4j-api 1.7.36 beside 2.0.17) stays on the class path."""
+    return Path(cache_dir) / f"kafka-{kafka_version}-{_pom_digest()}" / "libs"
+
+
+def resolve_jars(cache_dir: Path, kafka_version: str) -> Path:
+    """Resolve the broker's jars with mvn into the cache (once per pom and version)."""
+    libs = libs_dir(cache_dir, kafka_version)
+    done_marker = libs / ".resolved"
+    if done_marker.exists():
+        return libs
+    mvn = require_maven()
+    require_java()
+    libs.mkdir(parents=True, exist_ok=True)
+    pom = resources.files("meterline.services").joinpath(POM_NAME)
+    with resources.as_file(pom) as pom_path:
+        cmd = [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(pom_path),
+            "dependency:copy-dependencies",
+            f"-Dkafka.version={kafka_version}",
+            f"-DoutputDirectory={libs}",
+            "-DincludeScope=runtime",
+        ]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0 or not any(libs.glob("kafka_2.13-*.jar")):
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise ServiceError(
+            f"mvn could not resolve Apache Kafka {kafka_version} from Maven Central "
+            f"(exit {proc.returncode}). Check network access to repo.maven.apache.org or set "
+            f"local_kafka.kafka_version to a released 4.x version.\n{tail}"
+        )
+    done_marker.write_text(kafka_version)
+    return libs
 
 
 def _alive(pid: int) -> bool:

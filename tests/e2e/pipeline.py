@@ -238,6 +238,32 @@ def wait_recorded(query: Query, scenario: Scenario, phases: int | None = None, t
     wait_for(done, f"{want} deliveries recorded sent", timeout)
 
 
+def run_phases(
+    scenario: Scenario,
+    sender: Sender,
+    query: Callable[[], Query],
+    slack: FakeSlack,
+    smtp: SmtpServer,
+    bulk_fault: Callable[[int, Any], None],
+) -> None:
+    """Send every phase; `bulk_fault(k, phase)` sends bulk phase k and injects the fault.
+
+    After each phase: wait until ClickHouse holds it; after a spike, until its alerts are
+    delivered and recorded (so the next fault never cuts an alert send in two).
+    """
+    bulk = 0
+    for index, phase in enumerate(scenario.phases, start=1):
+        if phase.spike:
+            sender.send(phase)
+        else:
+            bulk_fault(bulk, phase)
+            bulk += 1
+        wait_stored(query(), scenario, index, timeout=180)
+        if phase.spike:
+            wait_alerts(scenario, slack, smtp, index)
+            wait_recorded(query(), scenario, index)
+
+
 # -- the checks -----------------------------------------------------------------------------
 def check_clickhouse(client: Any, scenario: Scenario) -> None:
     """Every distinct event once, exact money per team, DLQ and unpriced, nothing unaccounted."""

@@ -168,18 +168,31 @@ def _malformed(rng: random.Random, n: int, base: datetime, team: str, tag: str) 
     return out
 
 
-def build_scenario(pricer: Pricer, *, seed: int, now: datetime, teams: int = 3, bulk_phases: int = 3, bulk_size: int = 600) -> Scenario:
-    """The phases bulk, spike, bulk, spike, bulk (with `bulk_phases` = 3) and their budgets."""
+def build_scenario(
+    pricer: Pricer, *, seed: int, now: datetime, teams: int = 3, bulk_phases: int = 3, bulk_size: int = 600, names: list[str] | None = None
+) -> Scenario:
+    """The phases bulk, spike, bulk, spike, bulk (with `bulk_phases` = 3) and their budgets.
+
+    `names` replaces the teams `team-01`… (`teams` of them), e.g. to pick names whose keys land
+    on every partition; each must end in `-NN`.
+    """
     rng = random.Random(seed)
-    names = team_names(teams)
+    names = list(names) if names else team_names(teams)
+    teams = len(names)
+    renamed = dict(zip(team_names(teams), names, strict=True))
+
+    def generated(**kw: Any) -> list[UsageEvent]:
+        events = generate_events(teams=teams, rate=2000, duplicate_share=0, **kw)
+        return events if names == team_names(teams) else [e.model_copy(update={"team": renamed[e.team]}) for e in events]
+
     base = event_base(now)
     prices: dict[str, Any] = {}
     late_ids: set[str] = set()
     bulks: list[Phase] = []
     sent: list[UsageEvent] = []
     for k in range(bulk_phases):
-        fresh = generate_events(seed=seed * 100 + k, teams=teams, start=base + timedelta(seconds=k), count=bulk_size, rate=2000, duplicate_share=0)
-        late = generate_events(seed=seed * 100 + 50 + k, teams=teams, start=base - LATE_BY + timedelta(seconds=k), count=8, rate=2000, duplicate_share=0)
+        fresh = generated(seed=seed * 100 + k, start=base + timedelta(seconds=k), count=bulk_size)
+        late = generated(seed=seed * 100 + 50 + k, start=base - LATE_BY + timedelta(seconds=k), count=8)
         late_ids.update(e.event_id for e in late)
         events = fresh + late
         rng.shuffle(events)

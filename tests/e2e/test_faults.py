@@ -9,7 +9,7 @@ Faults hit bulk phases; alerts fire in the spike phases between them (see scenar
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,12 @@ from meterline.settings import Settings, load_settings
 from meterline.sinks.client import open_client
 from tests.e2e.pipeline import (
     SLACK_TOKEN,
-    Query,
     Sender,
     check_alerts,
     check_clickhouse,
     email_deliveries,
     pipeline_toml,
+    run_phases,
     slack_deliveries,
     sql_direct,
     sql_over_http,
@@ -37,7 +37,7 @@ from tests.e2e.pipeline import (
     wait_recorded,
     wait_stored,
 )
-from tests.e2e.scenario import Scenario, build_scenario
+from tests.e2e.scenario import build_scenario
 from tests.integration.stream.harness import WorkerProcess
 from tests.support.slack_server import FakeSlack
 from tests.support.smtp import SmtpServer
@@ -50,32 +50,6 @@ FAST_FAILING = ProducerTuning(bootstrap_timeout_s=1.0, delivery_timeout_s=3.0, s
 def chdb_dsn_of(tmp_path: Path) -> str:
     """The embedded database the worker opens under its data dir (see WorkerProcess)."""
     return f"chdb://{(tmp_path / 'data' / 'clickhouse').resolve()}"
-
-
-def run_phases(
-    scenario: Scenario,
-    sender: Sender,
-    query: Callable[[], Query],
-    slack: FakeSlack,
-    smtp: SmtpServer,
-    bulk_fault: Callable[[int, Any], None],
-) -> None:
-    """Send every phase; `bulk_fault(k, phase)` sends bulk phase k and injects the fault.
-
-    After each phase: wait until ClickHouse holds it; after a spike, until its alerts are
-    delivered and recorded (so the next fault never cuts an alert send in two).
-    """
-    bulk = 0
-    for index, phase in enumerate(scenario.phases, start=1):
-        if phase.spike:
-            sender.send(phase)
-        else:
-            bulk_fault(bulk, phase)
-            bulk += 1
-        wait_stored(query(), scenario, index, timeout=180)
-        if phase.spike:
-            wait_alerts(scenario, slack, smtp, index)
-            wait_recorded(query(), scenario, index)
 
 
 def test_worker_killed_three_times_during_load(

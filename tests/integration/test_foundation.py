@@ -16,6 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from meterline.core_cli import run_checks
 from meterline.services.kafka_local import find_free_port
 from meterline.settings import load_settings
+from tests.support.processes import kafka_pids, meterline_cli
 from tests.support.topics import create_topics
 
 pytestmark = pytest.mark.integration
@@ -87,26 +88,6 @@ def test_doctor_cli_fails_when_kafka_is_away(tmp_path: Path) -> None:
     assert "ok   clickhouse" in proc.stdout
 
 
-def _meterline(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "meterline.cli", *args], env=env, capture_output=True, text=True, timeout=180
-    )
-
-
-def _brokers_using(config_file: Path) -> list[int]:
-    pids = []
-    for proc_dir in Path("/proc").iterdir():
-        if not proc_dir.name.isdigit():
-            continue
-        try:
-            cmdline = (proc_dir / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"kafka.Kafka" in cmdline and str(config_file).encode() in cmdline:
-            pids.append(int(proc_dir.name))
-    return pids
-
-
 def test_services_up_twice_leaves_one_broker_and_down_stops_it(tmp_path: Path, kafka_jar_cache: Path) -> None:
     port = find_free_port()
     env = {
@@ -118,23 +99,23 @@ def test_services_up_twice_leaves_one_broker_and_down_stops_it(tmp_path: Path, k
     env.pop("METERLINE_KAFKA_BOOTSTRAP", None)
     config_file = tmp_path / "kafka" / "server.properties"
     try:
-        first = _meterline(env, "services", "up")
+        first = meterline_cli(env, "services", "up")
         assert first.returncode == 0, first.stderr
         assert "kafka started" in first.stdout
-        second = _meterline(env, "services", "up")
+        second = meterline_cli(env, "services", "up")
         assert second.returncode == 0, second.stderr
         assert "already running" in second.stdout
-        assert len(_brokers_using(config_file)) == 1
-        status = _meterline(env, "services", "status")
+        assert len(kafka_pids(config_file)) == 1
+        status = meterline_cli(env, "services", "status")
         assert status.returncode == 0 and "answers" in status.stdout
         # A second folder asking for the same port is told the port is taken.
         other = {**env, "METERLINE_DATA_DIR": str(tmp_path / "other")}
-        clash = _meterline(other, "services", "up")
+        clash = meterline_cli(other, "services", "up")
         assert clash.returncode == 1
         assert f"port {port}" in clash.stderr and "already in use" in clash.stderr
     finally:
-        down = _meterline(env, "services", "down")
+        down = meterline_cli(env, "services", "down")
     assert down.returncode == 0 and "kafka stopped" in down.stdout
-    assert _brokers_using(config_file) == []
-    after = _meterline(env, "services", "status")
+    assert kafka_pids(config_file) == []
+    after = meterline_cli(env, "services", "status")
     assert after.returncode == 1 and "not running" in after.stdout

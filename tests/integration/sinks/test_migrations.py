@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from meterline.sinks.errors import MigrationError
@@ -87,3 +89,18 @@ def test_an_edited_applied_migration_is_refused(chdb_client) -> None:
     )
     with pytest.raises(MigrationError, match="changed after it was applied"):
         apply_migrations(chdb_client)
+
+
+def test_the_cluster_form_of_every_statement_parses_in_the_real_engine(chdb_client: Any) -> None:
+    """The embedded engine has no cluster to run them on; its own parser (formatQuery) still
+    checks each Replicated … ON CLUSTER statement is valid ClickHouse SQL."""
+    from meterline.sinks.migrations import _CREATE_MIGRATIONS_TABLE
+    from meterline.sinks.replicated import on_cluster
+
+    statements = [_CREATE_MIGRATIONS_TABLE.strip()] + [s for m in load_migrations() for s in m.statements]
+    for original in statements:
+        replicated = on_cluster(original, "meterline")
+        formatted = chdb_client.query("SELECT formatQuery({sql:String})", parameters={"sql": replicated}).result_rows[0][0]
+        assert "ON CLUSTER meterline" in formatted, formatted
+        if " ENGINE" in original:
+            assert "ENGINE = Replicated" in formatted, formatted

@@ -39,6 +39,7 @@ class WorkerProcess:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     restarts: int = 0
+    exits: list[str] = field(default_factory=list)
     _supervised: bool = False
 
     def start(self) -> WorkerProcess:
@@ -97,7 +98,8 @@ class WorkerProcess:
 
     def supervise(self, max_restarts: int = 3) -> WorkerProcess:
         """Restart the worker when it exits with a failure, as a supervisor would
-        (`restart: on-failure`): the restart reads on from the committed offsets."""
+        (`restart: on-failure`): the restart reads on from the committed offsets. Each
+        failed run's log tail stays in `exits`."""
         self._supervised = True
 
         def watch() -> None:
@@ -106,6 +108,7 @@ class WorkerProcess:
                 if proc is not None and proc.poll() is not None and self._supervised:
                     if proc.returncode == 0:
                         return
+                    self.exits.append(f"exit {proc.returncode}:\n{self.log()}")
                     self.restarts += 1
                     self.start()
                 time.sleep(0.2)

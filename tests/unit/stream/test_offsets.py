@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meterline.stream.offsets import OffsetHole, OffsetTracker, judge_hole
+from meterline.stream.offsets import OffsetHole, OffsetTracker, judge_hole, resume_offsets
 
 
 def test_a_batch_that_starts_at_the_committed_offset_has_no_hole() -> None:
@@ -33,6 +33,19 @@ def test_an_unknown_start_is_taken_from_the_first_batch() -> None:
     tracker.advance([(0, 1200), (0, 1201)])
     assert tracker.next_offset(0) == 1202
     assert tracker.holes([(0, 1203)]) == [OffsetHole(0, 1202, 1202)]
+
+
+def test_without_a_committed_offset_the_first_batch_must_start_at_the_log_start() -> None:
+    start = resume_offsets({0: 550, 1: None, 2: None}, {1: 0, 2: 1200})
+    assert start == {0: 550, 1: 0, 2: 1200}
+    tracker = OffsetTracker()
+    tracker.reset(start)
+    # The cluster defect: nobody had committed usage[1] and the first batch began at 22.
+    assert tracker.holes([(1, 22), (1, 23), (2, 1200)]) == [OffsetHole(1, 0, 21)]
+
+
+def test_a_log_start_not_read_leaves_the_start_unknown() -> None:
+    assert resume_offsets({0: None, 1: 7}, {}) == {0: None, 1: 7}
 
 
 def test_holes_do_not_move_the_book_and_advance_does() -> None:
