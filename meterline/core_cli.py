@@ -26,19 +26,6 @@ services_app = typer.Typer(
 )
 
 
-def local_kafka(settings: Settings, port: int | None = None) -> LocalKafka:
-    """The local broker the settings describe (data under `<data_dir>/kafka`)."""
-    lk = settings.local_kafka
-    return LocalKafka(
-        data_dir=settings.data_dir / "kafka",
-        cache_dir=lk.cache_dir or settings.data_dir / "cache" / "kafka",
-        port=port or lk.port,
-        controller_port=lk.controller_port,
-        heap=lk.heap,
-        kafka_version=lk.kafka_version,
-    )
-
-
 def local_cluster(settings: Settings, brokers: int | None = None, port: int | None = None) -> LocalKafkaCluster | None:
     """The local cluster under `<data_dir>/kafka-cluster`: the one formatted there (its own size
     and ports), else a new one of `brokers` nodes on port, port + 1, … (None for one broker)."""
@@ -93,7 +80,7 @@ def services_up(ctx: typer.Context, port: PortOption = None, brokers: BrokersOpt
             with console.status(f"starting a {len(cluster.nodes)}-node Apache Kafka {cluster.kafka_version} cluster on {cluster.bootstrap} …"):
                 started = cluster.start()
         else:
-            broker = local_kafka(settings, port)
+            broker = LocalKafka.from_settings(settings, port)
             with console.status(f"starting Apache Kafka {broker.kafka_version} on {broker.bootstrap} …"):
                 started = broker.start()
     except MeterlineError as exc:
@@ -118,7 +105,7 @@ def services_down(ctx: typer.Context, port: PortOption = None) -> None:
 
     settings = settings_from(ctx)
     stopped = []
-    if local_kafka(settings, port).stop():
+    if LocalKafka.from_settings(settings, port).stop():
         stopped.append("kafka stopped")
     try:
         cluster = local_cluster(settings, None, port)
@@ -133,7 +120,7 @@ def services_down(ctx: typer.Context, port: PortOption = None) -> None:
 
 def _shown(settings: Settings, port: int | None) -> list[BrokerStatus]:
     """The single broker's status unless only a cluster is there, then every node's."""
-    single = local_kafka(settings, port).status()
+    single = LocalKafka.from_settings(settings, port).status()
     cluster = local_cluster(settings, None, port)
     if cluster is None:
         return [single]

@@ -112,7 +112,7 @@ class Demo:
     # -- steps ----------------------------------------------------------------------
     def _ensure_broker(self) -> None:
         """Reuse the broker the settings name; start one on its loopback port if none answers."""
-        from meterline.core_cli import local_kafka
+        from meterline.services.kafka_local import LocalKafka
 
         settings = self._settings()
         port = loopback_port(settings.kafka_bootstrap)
@@ -129,7 +129,7 @@ class Demo:
                 ) from exc
             self.console.print(f"kafka: using the broker at {settings.kafka_bootstrap} (Kafka {version})", highlight=False)
             return
-        broker = local_kafka(settings, port)  # data under <data-dir>/kafka, jars in the user's cache
+        broker = LocalKafka.from_settings(settings, port)  # data under <data-dir>/kafka, jars in the user's cache
         shutil.rmtree(broker.data_dir, ignore_errors=True)  # a fresh broker for a fresh demo
         with self.console.status(f"starting Apache Kafka {broker.kafka_version} on {broker.bootstrap} (first time: jars from Maven Central) …"):
             broker.start()
@@ -359,9 +359,9 @@ class Demo:
 
 
 def _stop_broker(paths: DemoPaths, port: int) -> bool:
-    from meterline.core_cli import local_kafka
+    from meterline.services.kafka_local import LocalKafka
 
-    return local_kafka(load_settings(paths.config), port).stop()
+    return LocalKafka.from_settings(load_settings(paths.config), port).stop()
 
 
 def stop_demo(data_dir: Path, console: Console) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from meterline.errors import MissingToolError, PortInUseError, ServiceError
 from meterline.services.kafka_config import LOG4J2_PROPERTIES, Replication, kafka_uuid, server_properties
+from meterline.settings import Settings
 
 POM_NAME = "kafka-pom.xml"
 READY_TIMEOUT_S = 90.0
@@ -156,6 +157,20 @@ class LocalKafka:
         self.heap = heap
         self.kafka_version = kafka_version
         self.node_id = node_id
+
+    @classmethod
+    def from_settings(cls, settings: Settings, port: int | None = None) -> LocalKafka:
+        """The local broker the settings describe: data under `<data_dir>/kafka`, jars in
+        `local_kafka.cache_dir` (default `<data_dir>/cache/kafka`)."""
+        lk = settings.local_kafka
+        return cls(
+            data_dir=settings.data_dir / "kafka",
+            cache_dir=lk.cache_dir or settings.data_dir / "cache" / "kafka",
+            port=port or lk.port,
+            controller_port=lk.controller_port,
+            heap=lk.heap,
+            kafka_version=lk.kafka_version,
+        )
 
     # -- paths -------------------------------------------------------------------
     @property
