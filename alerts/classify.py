@@ -38,7 +38,9 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, seconds)
 
 
-def slack_failure(status: int | None, error: str | None, retry_after: str | None, channel: str = "slack") -> DeliveryError:
+def slack_failure(
+    status: int | None, error: str | None, retry_after: str | None, channel: str = "slack"
+) -> DeliveryError:
     """The delivery error for a Slack answer: HTTP status, Slack `error`, Retry-After header."""
     name = error or (f"HTTP {status}" if status else "no answer")
     if status == 429 or error in {"ratelimited", "rate_limited"}:
@@ -46,7 +48,10 @@ def slack_failure(status: int | None, error: str | None, retry_after: str | None
     if (status is not None and status >= 500) or error in SLACK_TRANSIENT_ERRORS or status == 408:
         # A 5xx may come after Slack posted the message: the attempt's outcome is unknown.
         return TransientDeliveryError(
-            channel, f"Slack is unavailable ({name})", parse_retry_after(retry_after), maybe_sent=status is not None and status >= 500
+            channel,
+            f"Slack is unavailable ({name})",
+            parse_retry_after(retry_after),
+            maybe_sent=status is not None and status >= 500,
         )
     hint = SLACK_FIX_HINTS.get(error or "")
     return PermanentDeliveryError(channel, f"{name}: {hint}" if hint else name)
@@ -71,9 +76,13 @@ def http_failure(channel: str, status: int, retry_after: str | None, detail: str
     if status == 429:
         return TransientDeliveryError(channel, f"rate limited ({name})", parse_retry_after(retry_after))
     if status == 408 or status >= 500:
-        return TransientDeliveryError(channel, f"unavailable ({name})", parse_retry_after(retry_after), maybe_sent=status >= 500)
+        return TransientDeliveryError(
+            channel, f"unavailable ({name})", parse_retry_after(retry_after), maybe_sent=status >= 500
+        )
     if 300 <= status < 400:
         return PermanentDeliveryError(channel, f"{name}: redirects are not followed; configure the final URL")
     if status in {401, 403}:
-        return PermanentDeliveryError(channel, f"{name}: the receiver refused our credentials; check the {channel} secret")
+        return PermanentDeliveryError(
+            channel, f"{name}: the receiver refused our credentials; check the {channel} secret"
+        )
     return PermanentDeliveryError(channel, name)

@@ -29,7 +29,9 @@ def register(app: typer.Typer) -> None:
 
 def test_message(
     ctx: typer.Context,
-    channel: Annotated[str, typer.Option("--channel", help="Which channel to try: slack, email, webhook, pagerduty or console.")] = "console",
+    channel: Annotated[
+        str, typer.Option("--channel", help="Which channel to try: slack, email, webhook, pagerduty or console.")
+    ] = "console",
     target: Annotated[
         Optional[str],
         typer.Option(help="Slack channel or email recipients (default: the first configured route of that channel)."),
@@ -68,7 +70,9 @@ def test_message(
     except AlertConfigError as exc:
         raise fail(str(exc)) from exc
     alerts = settings.alerts
-    policy = RetryPolicy(alerts.retry_initial_seconds, alerts.retry_max_seconds, min(alerts.retry_deadline_seconds, 30.0))
+    policy = RetryPolicy(
+        alerts.retry_initial_seconds, alerts.retry_max_seconds, min(alerts.retry_deadline_seconds, 30.0)
+    )
 
     async def send():
         sender = default_channels(settings, lambda: datetime.now(UTC))[channel]

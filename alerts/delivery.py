@@ -188,7 +188,9 @@ class DestinationWorker:
                 self._stats["confirmed_after_restart"] += 1
                 await self._finish([job], "sent", prior.attempts, "confirmed after restart", lookup.external_id)
             elif self._alerts.resend_unconfirmed:
-                log.warning("%s: re-sending %s, outcome unknown (%s)", self.destination.label, job.alert.alert_id, lookup.why)
+                log.warning(
+                    "%s: re-sending %s, outcome unknown (%s)", self.destination.label, job.alert.alert_id, lookup.why
+                )
                 continue
             else:
                 reason = (
@@ -217,9 +219,16 @@ class DestinationWorker:
             await self._record(jobs, "sending", previous + attempt, f"{NOT_SENT_PREFIX}{error.reason}")
 
         outcome = await send_with_retries(
-            self._channel, self.destination, views, self._policy, self._clock,
-            before_attempt=before_attempt, after_refusal=after_refusal, stopping=lambda: self._stopping, sleep=self._sleep,
-        )  # fmt: skip
+            self._channel,
+            self.destination,
+            views,
+            self._policy,
+            self._clock,
+            before_attempt=before_attempt,
+            after_refusal=after_refusal,
+            stopping=lambda: self._stopping,
+            sleep=self._sleep,
+        )
         if outcome.stopped:
             return
         if outcome.sent:
@@ -227,21 +236,28 @@ class DestinationWorker:
                 self._stats["digests"] += 1
             await self._finish(jobs, "sent", previous + outcome.attempts, digest.strip(" ()"), outcome.external_id)
         else:
-            log.error("%s: giving up on %s: %s", self.destination.label, [j.alert.alert_id for j in jobs], outcome.reason)
+            log.error(
+                "%s: giving up on %s: %s", self.destination.label, [j.alert.alert_id for j in jobs], outcome.reason
+            )
             await self._finish(jobs, "failed", previous + outcome.attempts, outcome.reason)
 
-    async def _record(self, jobs: list[Job], status: DeliveryStatus, attempts: int, reason: str, external_id: str = "") -> None:
+    async def _record(
+        self, jobs: list[Job], status: DeliveryStatus, attempts: int, reason: str, external_id: str = ""
+    ) -> None:
         now = self._now()
         await self._store.write(
             [
-                delivery_record(job.alert, self.destination, status, now, attempts=attempts, reason=reason, external_id=external_id)
+                delivery_record(
+                    job.alert, self.destination, status, now, attempts=attempts, reason=reason, external_id=external_id
+                )
                 for job in jobs
             ]
         )
 
-    async def _finish(self, jobs: list[Job], status: DeliveryStatus, attempts: int, reason: str, external_id: str = "") -> None:
+    async def _finish(
+        self, jobs: list[Job], status: DeliveryStatus, attempts: int, reason: str, external_id: str = ""
+    ) -> None:
         await self._record(jobs, status, attempts, reason, external_id)
         self._stats[status] += len(jobs)
         for job in jobs:
             job.done(status)
-

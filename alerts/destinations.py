@@ -65,9 +65,7 @@ def resolve_route(route: AlertRoute, alerts: AlertSettings) -> Destination:
     raw = route.target.split(",") if route.target else alerts.smtp_default_recipients
     recipients = sorted({address.strip().lower() for address in raw if address.strip()})
     if not recipients:
-        raise AlertConfigError(
-            "an email route has no recipients: set its target or alerts.smtp_default_recipients"
-        )
+        raise AlertConfigError("an email route has no recipients: set its target or alerts.smtp_default_recipients")
     bad = [address for address in recipients if "@" not in address]
     if bad:
         raise AlertConfigError(f"email recipients {bad} are not addresses (name@example.org)")

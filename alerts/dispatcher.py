@@ -74,9 +74,17 @@ MAX_WAITING_MESSAGES = 10_000
 """Stop fetching while this many consumed alerts still wait for their deliveries."""
 REMEMBERED_OUTCOMES = 100_000
 STAT_NAMES = (
-    "received", "invalid", "sent", "failed", "duplicates", "digests", "retries",
-    "confirmed_after_restart", "commits", "resolved",
-)  # fmt: skip
+    "received",
+    "invalid",
+    "sent",
+    "failed",
+    "duplicates",
+    "digests",
+    "retries",
+    "confirmed_after_restart",
+    "commits",
+    "resolved",
+)
 
 
 def default_channels(settings: Settings, now: Callable[[], datetime]) -> dict[str, Channel]:
@@ -283,7 +291,9 @@ class AlertDispatcher:
                 destinations = destinations_for(alert, self.settings)
             except (ValidationError, AlertConfigError, ValueError, TypeError) as exc:
                 self.stats["invalid"] += 1
-                log.error("skipping alert at %s:%d offset %d: %s", partition.topic, partition.partition, message.offset, exc)
+                log.error(
+                    "skipping alert at %s:%d offset %d: %s", partition.topic, partition.partition, message.offset, exc
+                )
                 self._tracker.track(partition, message.offset, 0)
                 continue
             parsed.append((message.offset, alert, destinations))
@@ -326,9 +336,15 @@ class AlertDispatcher:
         if worker is None:
             loop = asyncio.get_running_loop()
             worker = DestinationWorker(
-                destination, self._channels[destination.channel], self._store_or_fail(), self.settings.alerts,
-                RetryPolicy.from_settings(self.settings.alerts), self._now, self.stats, loop.time,
-            )  # fmt: skip
+                destination,
+                self._channels[destination.channel],
+                self._store_or_fail(),
+                self.settings.alerts,
+                RetryPolicy.from_settings(self.settings.alerts),
+                self._now,
+                self.stats,
+                loop.time,
+            )
             self._workers[destination] = worker
             self._tasks.append(asyncio.create_task(worker.run(), name=f"alerts {destination.label}"))
         return worker

@@ -69,7 +69,7 @@ def _html_body(view: AlertView) -> str:
         for label, value in view.facts
     )
     parts = [
-        f"<h2 style=\"font-family:sans-serif\">{escape(view.title)}</h2>",
+        f'<h2 style="font-family:sans-serif">{escape(view.title)}</h2>',
         f'<table style="font-family:sans-serif">{rows}</table>',
         f"<p>{_bar_html(view)}<br>{escape(view.percent)} of limit</p>",
     ]
@@ -100,7 +100,7 @@ def digest_email(views: list[AlertView]) -> EmailContent:
     text += [f"- {view.summary}" for view in views]
     text += ["", "Sent as one digest because many alerts were pending for this address."]
     items = "".join(
-        f'<li>{escape(view.summary)}{f" (<a href={escape(view.link, quote=True)!r}>dashboard</a>)" if view.link else ""}</li>'
+        f"<li>{escape(view.summary)}{f' (<a href={escape(view.link, quote=True)!r}>dashboard</a>)' if view.link else ''}</li>"
         for view in views
     )
     html = (

@@ -25,7 +25,9 @@ class TransientDeliveryError(DeliveryError):
 
     retryable = True
 
-    def __init__(self, channel: str, reason: str, retry_after: float | None = None, *, maybe_sent: bool = False) -> None:
+    def __init__(
+        self, channel: str, reason: str, retry_after: float | None = None, *, maybe_sent: bool = False
+    ) -> None:
         super().__init__(channel, reason)
         self.retry_after = retry_after
         self.maybe_sent = maybe_sent

@@ -35,7 +35,9 @@ class PagerDutyChannel:
 
     def _routing_key(self) -> str:
         if self._alerts.pagerduty_routing_key is None:
-            raise PermanentDeliveryError("pagerduty", "set METERLINE_ALERTS__PAGERDUTY_ROUTING_KEY (the integration key)")
+            raise PermanentDeliveryError(
+                "pagerduty", "set METERLINE_ALERTS__PAGERDUTY_ROUTING_KEY (the integration key)"
+            )
         return self._alerts.pagerduty_routing_key.get_secret_value()
 
     async def send(self, destination: Destination, views: list[AlertView]) -> str:
@@ -72,5 +74,7 @@ def _detail(answer: HttpAnswer) -> str:
         return ""
     if not isinstance(data, dict):
         return ""
-    parts = [str(data.get("message") or "")] + [str(error) for error in data.get("errors") or [] if isinstance(error, str)]
+    parts = [str(data.get("message") or "")] + [
+        str(error) for error in data.get("errors") or [] if isinstance(error, str)
+    ]
     return "; ".join(part for part in parts if part)[:300]

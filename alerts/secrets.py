@@ -17,8 +17,13 @@ from meterline.alerts.errors import AlertConfigError
 from meterline.settings import AlertSettings
 
 SECRET_KEYS = (
-    "slack_token", "slack_webhook_url", "smtp_password", "webhook_url", "webhook_secret", "pagerduty_routing_key",
-)  # fmt: skip
+    "slack_token",
+    "slack_webhook_url",
+    "smtp_password",
+    "webhook_url",
+    "webhook_secret",
+    "pagerduty_routing_key",
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +45,7 @@ def with_secrets(alerts: AlertSettings) -> AlertSettings:
         raise AlertConfigError(f"alerts.secrets_file {path} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(SECRET_KEYS))
     if unknown:
-        raise AlertConfigError(
-            f"alerts.secrets_file {path} has unknown keys {unknown}; allowed: {list(SECRET_KEYS)}"
-        )
+        raise AlertConfigError(f"alerts.secrets_file {path} has unknown keys {unknown}; allowed: {list(SECRET_KEYS)}")
     not_text = sorted(key for key, value in data.items() if not isinstance(value, str) or not value)
     if not_text:
         raise AlertConfigError(f"alerts.secrets_file {path}: {not_text} must be non-empty strings")

@@ -135,7 +135,11 @@ class SlackChannel:
         cursor = None
         while True:
             page = await self._web.conversations_history(
-                channel=channel_id, oldest=f"{since.timestamp():.6f}", include_all_metadata=True, limit=200, cursor=cursor
+                channel=channel_id,
+                oldest=f"{since.timestamp():.6f}",
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
             )
             message: dict[str, Any]
             for message in page.get("messages", []):

@@ -74,13 +74,17 @@ class EmailChannel:
                 "email", f"TLS certificate not trusted ({exc.verify_message}): set alerts.smtp_ca_file"
             ) from exc
         except ConnectionRefusedError as exc:
-            raise TransientDeliveryError("email", f"connection refused by {alerts.smtp_host}:{alerts.smtp_port}") from exc
+            raise TransientDeliveryError(
+                "email", f"connection refused by {alerts.smtp_host}:{alerts.smtp_port}"
+            ) from exc
         except (TimeoutError, smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             # Cut off mid-conversation: the server may have accepted the message already.
             raise TransientDeliveryError("email", f"network: {_first_line(exc)}", maybe_sent=True) from exc
         if refused:
             # Others accepted it: retrying would send them a second copy.
-            log.warning("email %s accepted, but some recipients were refused: %s", message["Message-ID"], sorted(refused))
+            log.warning(
+                "email %s accepted, but some recipients were refused: %s", message["Message-ID"], sorted(refused)
+            )
 
     async def lookup(self, destination: Destination, alert_id: str, since: datetime) -> Lookup:
         return UNKNOWN_OUTCOME
@@ -100,4 +104,3 @@ def _refused(recipients: dict[str, tuple[int, bytes]]) -> DeliveryError:
 def _first_line(exc: BaseException) -> str:
     text = str(exc)
     return text.splitlines()[0] if text else type(exc).__name__
-

@@ -25,9 +25,19 @@ if TYPE_CHECKING:
 
 TABLE = "alert_deliveries"
 COLUMNS = (
-    "alert_id", "channel", "target", "status", "attempts", "reason", "external_id",
-    "team", "budget", "kind", "period", "recorded_at",
-)  # fmt: skip
+    "alert_id",
+    "channel",
+    "target",
+    "status",
+    "attempts",
+    "reason",
+    "external_id",
+    "team",
+    "budget",
+    "kind",
+    "period",
+    "recorded_at",
+)
 NOT_SENT_PREFIX = "not sent: "
 # Synchronous inserts: a 'sending' row must be on disk before the send starts.
 WRITE_SETTINGS = {"async_insert": 0}
@@ -77,9 +87,19 @@ def delivery_record(
     external_id: str = "",
 ) -> DeliveryRecord:
     return DeliveryRecord(
-        alert.alert_id, destination.channel, destination.target, status, attempts, reason[:2000], external_id,
-        alert.team, alert.budget, alert.kind, alert.period, recorded_at,
-    )  # fmt: skip
+        alert.alert_id,
+        destination.channel,
+        destination.target,
+        status,
+        attempts,
+        reason[:2000],
+        external_id,
+        alert.team,
+        alert.budget,
+        alert.kind,
+        alert.period,
+        recorded_at,
+    )
 
 
 class DeliveryLog:
@@ -177,7 +197,9 @@ class AsyncDeliveryLog:
             try:
                 result = await loop.run_in_executor(self._executor, lambda: fn(self._open()))
             except Exception as exc:  # any failure: not stored, try again
-                self.last_error = f"{what}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                self.last_error = (
+                    f"{what}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+                )
                 if self._closing:
                     raise
                 log.warning("alert delivery log %s; retrying in %.1fs", self.last_error, delay)
@@ -207,7 +229,10 @@ class AsyncDeliveryLog:
             batch, self._pending = self._pending, []
             records = [record for waiting, _ in batch for record in waiting]
             try:
-                await self._call("write", lambda store: store.write([replace(r, recorded_at=store.stamp(r.recorded_at)) for r in records]))  # noqa: B023 - awaited here, in this iteration
+                await self._call(
+                    "write",
+                    lambda store: store.write([replace(r, recorded_at=store.stamp(r.recorded_at)) for r in records]),  # noqa: B023 - awaited here, in this iteration
+                )
             except asyncio.CancelledError:
                 for _, done in batch + self._pending:
                     done.cancel()

@@ -103,8 +103,7 @@ def dashboard_link(template: str | None, alert: AlertEvent) -> str | None:
         return template.format_map({key: quote(value, safe="") for key, value in values.items()})
     except (KeyError, IndexError, ValueError) as exc:
         raise AlertConfigError(
-            f"alerts.dashboard_url {template!r} has an unknown placeholder ({exc}); "
-            f"use only {{{'}, {'.join(values)}}}"
+            f"alerts.dashboard_url {template!r} has an unknown placeholder ({exc}); use only {{{'}, {'.join(values)}}}"
         ) from exc
 
 
@@ -149,9 +148,7 @@ def alert_view(alert: AlertEvent, now: datetime, dashboard_url: str | None = Non
         facts.append(("Forecast", forecast))
     notes: list[str] = []
     if alert.unpriced_events:
-        notes.append(
-            f"{alert.unpriced_events} events could not be priced; their cost is not in the spend above."
-        )
+        notes.append(f"{alert.unpriced_events} events could not be priced; their cost is not in the spend above.")
     if alert.hard_limit and alert.percent >= 100:
         notes.append("This budget has a hard limit: further calls are being refused.")
     footer: list[str] = []

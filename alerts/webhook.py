@@ -35,13 +35,16 @@ class WebhookChannel:
         url, secret = self._alerts.webhook_url, self._alerts.webhook_secret
         if url is None or secret is None:
             raise PermanentDeliveryError(
-                "webhook", "set alerts.webhook_url and alerts.webhook_secret (METERLINE_ALERTS__WEBHOOK_URL, ..._SECRET)"
+                "webhook",
+                "set alerts.webhook_url and alerts.webhook_secret (METERLINE_ALERTS__WEBHOOK_URL, ..._SECRET)",
             )
         key = signing_key(secret.get_secret_value())
         now = self._now()
         body = webhook_body(views, now)
         msg_id = message_id([view.alert_id for view in views])
-        answer = await self._http.post(url.get_secret_value(), body, signed_headers(key, msg_id, int(now.timestamp()), body))
+        answer = await self._http.post(
+            url.get_secret_value(), body, signed_headers(key, msg_id, int(now.timestamp()), body)
+        )
         if 200 <= answer.status < 300:
             return msg_id
         raise http_failure("webhook", answer.status, answer.retry_after)

@@ -34,7 +34,7 @@ def signing_key(secret: str) -> bytes:
     if not key:
         raise AlertConfigError(
             "alerts.webhook_secret is not a Standard Webhooks secret: use whsec_ followed by base64, "
-            'e.g. the output of: python -c "import base64,os; print(\'whsec_\' + base64.b64encode(os.urandom(32)).decode())"'
+            "e.g. the output of: python -c \"import base64,os; print('whsec_' + base64.b64encode(os.urandom(32)).decode())\""
         )
     return key
 

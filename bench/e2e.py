@@ -73,25 +73,39 @@ if not console.is_terminal:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="Kafka to use (default: start a LocalKafka on a free port, jars from the shared cache)")
+    parser.add_argument(
+        "--bootstrap", help="Kafka to use (default: start a LocalKafka on a free port, jars from the shared cache)"
+    )
     parser.add_argument("--events", type=int, default=100_000, help="events in the throughput backlog (default 100000)")
-    parser.add_argument("--rate", type=int, default=10_000, help="offered events/s of the latency phase (default 10000)")
+    parser.add_argument(
+        "--rate", type=int, default=10_000, help="offered events/s of the latency phase (default 10000)"
+    )
     parser.add_argument("--duration", type=int, default=30, help="seconds of the latency phase (default 30)")
     parser.add_argument(
-        "--events-per-message", type=int, default=1,
+        "--events-per-message",
+        type=int,
+        default=1,
         help="UsageProducer packing: events of one team per Kafka message, as JSON Lines (default 1)",
     )
     parser.add_argument(
-        "--pack-linger-ms", type=int, default=ProducerTuning.pack_linger_ms,
+        "--pack-linger-ms",
+        type=int,
+        default=ProducerTuning.pack_linger_ms,
         help=f"with packing, how long the producer lets events gather (default {ProducerTuning.pack_linger_ms})",
     )
     parser.add_argument(
-        "--linger-ms", type=int, default=ProducerTuning.linger_ms,
+        "--linger-ms",
+        type=int,
+        default=ProducerTuning.linger_ms,
         help=f"the producer's Kafka linger (default {ProducerTuning.linger_ms})",
     )
     parser.add_argument("--force-rate", action="store_true", help="offer --rate even when step 1 sustained less")
-    parser.add_argument("--profile", type=Path, help="run the worker under cProfile (main thread: the stream agent), "
-                        "write its stats here and print the top functions; slows the worker, figures then are not comparable")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run the worker under cProfile (main thread: the stream agent), "
+        "write its stats here and print the top functions; slows the worker, figures then are not comparable",
+    )
     parser.add_argument("--output", type=Path, default=Path("bench/results/e2e.json"), help="JSON results file")
     return parser.parse_args()
 
@@ -119,7 +133,9 @@ def team_budgets(events: list[UsageEvent]) -> dict[str, Decimal]:
             seen.add(event.event_id)
             spend[event.team] += catalog.price_event(event).cost_usd
     top = sorted(spend, key=lambda team: -spend[team])[:BUDGET_TEAMS]
-    return {team: max(Decimal("0.000001"), (spend[team] * Decimal("0.98")).quantize(Decimal("0.000001"))) for team in top}
+    return {
+        team: max(Decimal("0.000001"), (spend[team] * Decimal("0.98")).quantize(Decimal("0.000001"))) for team in top
+    }
 
 
 def expected_crossings(events: list[UsageEvent], limits: dict[str, Decimal]) -> int:
@@ -195,7 +211,9 @@ class CountPoller:
 
 
 # -- the phases ---------------------------------------------------------------------------------
-def throughput_phase(producer: UsageProducer, worker: Worker, events: list[UsageEvent], cpu: CpuWindow) -> dict[str, Any]:
+def throughput_phase(
+    producer: UsageProducer, worker: Worker, events: list[UsageEvent], cpu: CpuWindow
+) -> dict[str, Any]:
     distinct = len({e.event_id for e in events})
     baseline = worker.count(PHASE1_WHERE)
     consumed_before = worker.metrics()["meterline_stream_events_in_total"]
@@ -254,8 +272,13 @@ def backlog_timeline(worker: Worker, began: float) -> list[dict[str, float]]:
 
 
 def latency_phase(
-    producer: UsageProducer, worker: Worker, slack: SlackDouble, events: list[UsageEvent], rate: int,
-    expected_alerts: int, cpu: CpuWindow,
+    producer: UsageProducer,
+    worker: Worker,
+    slack: SlackDouble,
+    events: list[UsageEvent],
+    rate: int,
+    expected_alerts: int,
+    cpu: CpuWindow,
 ) -> dict[str, Any]:
     emitted_at: dict[str, float] = {}
     distinct = len({e.event_id for e in events})
@@ -307,7 +330,9 @@ def queryable_delays(worker: Worker, emitted_at: dict[str, float], polls: list[t
     to_stored = [at - priced_at[event_id] for event_id, at in written]
     delays = [at - emitted_at[event_id] for event_id, at in written if event_id in emitted_at]
     # Stable when the last third of the phase waited about as long as the first (no growing lag).
-    by_emit = sorted((emitted_at[event_id], at - emitted_at[event_id]) for event_id, at in written if event_id in emitted_at)
+    by_emit = sorted(
+        (emitted_at[event_id], at - emitted_at[event_id]) for event_id, at in written if event_id in emitted_at
+    )
     third = len(by_emit) // 3
     first = percentile([d for _, d in by_emit[:third]], 0.5)
     last = percentile([d for _, d in by_emit[-third:]], 0.5) if third else float("nan")
@@ -321,16 +346,27 @@ def queryable_delays(worker: Worker, emitted_at: dict[str, float], polls: list[t
         if poll_index == len(polls) or event_id not in emitted_at:
             continue
         polled.append(polls[poll_index][0] - emitted_at[event_id])
-    return {"stored": len(written), "written_at": summary_ms(delays), "polled": summary_ms(polled),
-            "emit_to_stream_batch": summary_ms(to_stream), "stream_batch_to_written": summary_ms(to_stored),
-            "p50_first_third_ms": round(first * 1000, 1), "p50_last_third_ms": round(last * 1000, 1),
-            "stable": bool(last <= max(2 * first, first + 0.5))}
+    return {
+        "stored": len(written),
+        "written_at": summary_ms(delays),
+        "polled": summary_ms(polled),
+        "emit_to_stream_batch": summary_ms(to_stream),
+        "stream_batch_to_written": summary_ms(to_stored),
+        "p50_first_third_ms": round(first * 1000, 1),
+        "p50_last_third_ms": round(last * 1000, 1),
+        "stable": bool(last <= max(2 * first, first + 0.5)),
+    }
 
 
 def slack_delays(bootstrap: str, prefix: str, slack: SlackDouble, emitted_at: dict[str, float]) -> dict[str, Any]:
     consumer = KafkaConsumer(
-        f"{prefix}alerts", bootstrap_servers=bootstrap, isolation_level="read_committed",
-        auto_offset_reset="earliest", enable_auto_commit=False, group_id=None, consumer_timeout_ms=3000,
+        f"{prefix}alerts",
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=3000,
     )
     alerts = [json.loads(record.value) for record in consumer]
     consumer.close()
@@ -385,11 +421,22 @@ def goal(name: str, measured: float, target: float, higher_is_better: bool, unit
     if passed:
         gap = "met"
     elif higher_is_better:
-        gap = f"{100 * (1 - measured / target):.0f}% below ({target / measured:.1f}x short)" if measured > 0 else "nothing measured"
+        gap = (
+            f"{100 * (1 - measured / target):.0f}% below ({target / measured:.1f}x short)"
+            if measured > 0
+            else "nothing measured"
+        )
     else:
         gap = f"{measured / target:.1f}x the goal" if measured == measured else "nothing measured"
-    return {"name": name, "measured": measured, "goal": target, "unit": unit,
-            "comparison": ">=" if higher_is_better else "<=", "pass": passed, "gap": gap}
+    return {
+        "name": name,
+        "measured": measured,
+        "goal": target,
+        "unit": unit,
+        "comparison": ">=" if higher_is_better else "<=",
+        "pass": passed,
+        "gap": gap,
+    }
 
 
 def bottleneck_notes(step1: dict[str, Any], metrics: dict[str, float]) -> list[str]:
@@ -397,19 +444,27 @@ def bottleneck_notes(step1: dict[str, Any], metrics: dict[str, float]) -> list[s
     notes = []
     stream, stored = step1["stream_events_per_s"], step1["events_per_s"]
     if stream == stream and stream < 1.15 * stored:
-        notes.append(f"bottleneck: the stream (it read {stream:,.0f} events/s, ClickHouse stored {stored:,.0f}/s: "
-                     "the sink keeps up with it)")
+        notes.append(
+            f"bottleneck: the stream (it read {stream:,.0f} events/s, ClickHouse stored {stored:,.0f}/s: "
+            "the sink keeps up with it)"
+        )
     elif stream == stream:
-        notes.append(f"bottleneck: the sink (the stream read {stream:,.0f} events/s, ClickHouse stored {stored:,.0f}/s)")
+        notes.append(
+            f"bottleneck: the sink (the stream read {stream:,.0f} events/s, ClickHouse stored {stored:,.0f}/s)"
+        )
     batches = metrics.get("meterline_stream_batches_total", 0)
     if batches:
-        notes.append(f"stream batches averaged {metrics['meterline_stream_events_in_total'] / batches:,.0f} events "
-                     f"(whole run; take_max {Settings().stream.take_max:,} messages, take_within {Settings().stream.take_within} s)")
+        notes.append(
+            f"stream batches averaged {metrics['meterline_stream_events_in_total'] / batches:,.0f} events "
+            f"(whole run; take_max {Settings().stream.take_max:,} messages, take_within {Settings().stream.take_within} s)"
+        )
     cpu = step1["cpu"]
     ours = sum(cpu["percent_of_one_core"].values()) / (os.cpu_count() or 1)
-    notes.append(f"step 1 CPU: worker {cpu['percent_of_one_core'].get('worker', 0):.0f}% of one core "
-                 f"(threads: {cpu['worker_threads_percent_of_one_core']}); bench + broker + worker used {ours:.0f}% "
-                 f"of the machine while it was {cpu['machine_busy_percent_of_all_cores']:.0f}% busy (the rest: other processes)")
+    notes.append(
+        f"step 1 CPU: worker {cpu['percent_of_one_core'].get('worker', 0):.0f}% of one core "
+        f"(threads: {cpu['worker_threads_percent_of_one_core']}); bench + broker + worker used {ours:.0f}% "
+        f"of the machine while it was {cpu['machine_busy_percent_of_all_cores']:.0f}% busy (the rest: other processes)"
+    )
     return notes
 
 
@@ -419,14 +474,20 @@ def print_table(result: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column == "figure" else "right")
     for g in result["goals"]:
         unit = g["unit"]
-        table.add_row(g["name"], f"{g['measured']:,.0f} {unit}", f"{g['comparison']} {g['goal']:,} {unit}",
-                      "[green]PASS[/]" if g["pass"] else f"[red]FAIL[/] {g['gap']}")
+        table.add_row(
+            g["name"],
+            f"{g['measured']:,.0f} {unit}",
+            f"{g['comparison']} {g['goal']:,} {unit}",
+            "[green]PASS[/]" if g["pass"] else f"[red]FAIL[/] {g['gap']}",
+        )
     for name, value in result["context_rows"]:
         table.add_row(f"[dim]{name}[/]", f"[dim]{value}[/]", "", "")
     console.print(table)
     m = result["machine"]
-    console.print(f"machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
-                  f"broker {result['broker']} on the same machine")
+    console.print(
+        f"machine: {m['cpu_model']}, {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}; "
+        f"broker {result['broker']} on the same machine"
+    )
     for note in result["notes"]:
         console.print(f"- {note}")
 
@@ -447,14 +508,23 @@ def main() -> None:
         prefix = f"e2e{uuid.uuid4().hex[:8]}."
         start = datetime.now(UTC)
         with console.status("generating the latency-phase traffic and pricing it for the budgets"):
-            planned = generate_events(seed=2, teams=PHASE2_TEAMS, start=start, count=args.rate * args.duration, rate=args.rate)
+            planned = generate_events(
+                seed=2, teams=PHASE2_TEAMS, start=start, count=args.rate * args.duration, rate=args.rate
+            )
             limits = team_budgets(planned[: min(args.rate, SIZING_RATE) * args.duration])
         (folder / "meterline.toml").write_text(budgets_toml(limits))
-        worker = Worker(folder, {
-            "METERLINE_KAFKA_BOOTSTRAP": bootstrap, "METERLINE_TOPIC_PREFIX": prefix,
-            "METERLINE_DATA_DIR": str(folder / "data"), "METERLINE_CONFIG": str(folder / "meterline.toml"),
-            "METERLINE_ALERTS__SLACK_TOKEN": "xoxb-e2e-bench", "METERLINE_ALERTS__SLACK_BASE_URL": slack.base_url,
-        }, profile=args.profile.resolve() if args.profile else None)
+        worker = Worker(
+            folder,
+            {
+                "METERLINE_KAFKA_BOOTSTRAP": bootstrap,
+                "METERLINE_TOPIC_PREFIX": prefix,
+                "METERLINE_DATA_DIR": str(folder / "data"),
+                "METERLINE_CONFIG": str(folder / "meterline.toml"),
+                "METERLINE_ALERTS__SLACK_TOKEN": "xoxb-e2e-bench",
+                "METERLINE_ALERTS__SLACK_BASE_URL": slack.base_url,
+            },
+            profile=args.profile.resolve() if args.profile else None,
+        )
         stack.callback(worker.stop)
         starting = threading.Thread(target=worker.start, name="worker-start", daemon=True)
         starting.start()  # the worker boots on the other core while the backlog is generated
@@ -471,10 +541,14 @@ def main() -> None:
         if broker_pid:
             pids["broker"] = broker_pid
         cpu = CpuWindow(pids, worker.pid)
-        tuning = ProducerTuning(events_per_message=args.events_per_message, pack_linger_ms=args.pack_linger_ms,
-                                linger_ms=args.linger_ms)
-        producer = stack.enter_context(UsageProducer(bootstrap, f"{prefix}usage", folder / "spool", fsync="never",
-                                                     max_pending=2_000_000, tuning=tuning))
+        tuning = ProducerTuning(
+            events_per_message=args.events_per_message, pack_linger_ms=args.pack_linger_ms, linger_ms=args.linger_ms
+        )
+        producer = stack.enter_context(
+            UsageProducer(
+                bootstrap, f"{prefix}usage", folder / "spool", fsync="never", max_pending=2_000_000, tuning=tuning
+            )
+        )
         with console.status("warming up (2,000 events through the whole pipeline)"):
             for event in warm:
                 producer.emit(event)
@@ -486,13 +560,17 @@ def main() -> None:
             raise SystemExit(f"warm-up events never reached ClickHouse; worker log:\n{worker.log_tail()}")
 
         step1 = throughput_phase(producer, worker, backlog, cpu)
-        console.print(f"step 1: {step1['stored']:,} of {step1['distinct_events']:,} distinct events stored at "
-                      f"{step1['events_per_s']:,.0f} events/s (steady {step1['steady_events_per_s_20_to_80_percent']:,.0f}/s)")
+        console.print(
+            f"step 1: {step1['stored']:,} of {step1['distinct_events']:,} distinct events stored at "
+            f"{step1['events_per_s']:,.0f} events/s (steady {step1['steady_events_per_s_20_to_80_percent']:,.0f}/s)"
+        )
         rate, notes = args.rate, []
         if step1["events_per_s"] < args.rate and not args.force_rate:
             rate = max(500, int(step1["events_per_s"] * FALLBACK_SHARE) // 500 * 500)
-            notes.append(f"the pipeline sustained {step1['events_per_s']:,.0f} events/s < {args.rate:,}/s here, so the "
-                         f"latency phase offered {rate:,}/s ({FALLBACK_SHARE:.0%} of it, rounded down), not {args.rate:,}/s")
+            notes.append(
+                f"the pipeline sustained {step1['events_per_s']:,.0f} events/s < {args.rate:,}/s here, so the "
+                f"latency phase offered {rate:,}/s ({FALLBACK_SHARE:.0%} of it, rounded down), not {args.rate:,}/s"
+            )
         sent = planned[: rate * args.duration]
         expected = expected_crossings(sent, limits)
         step2 = latency_phase(producer, worker, slack, sent, rate, expected, cpu)
@@ -510,14 +588,22 @@ def main() -> None:
         f"producer counters: sent {counters.sent:,}, spooled {counters.spooled:,}, failed {counters.failed:,}",
     ]
     if not queryable["stable"]:
-        notes.append(f"NOT sustained at {rate:,}/s: the delay grew during step 2 (p50 {queryable['p50_first_third_ms']:,.0f} ms "
-                     f"in its first third, {queryable['p50_last_third_ms']:,.0f} ms in its last): the p99 measures a growing backlog")
+        notes.append(
+            f"NOT sustained at {rate:,}/s: the delay grew during step 2 (p50 {queryable['p50_first_third_ms']:,.0f} ms "
+            f"in its first third, {queryable['p50_last_third_ms']:,.0f} ms in its last): the p99 measures a growing backlog"
+        )
     notes += bottleneck_notes(step1, metrics)
     if errors:
         notes.append(f"worker log has {len(errors)} error lines, last: {errors[-1][:200]}")
     goals = [
         goal("sustained events/s (emit -> stored)", step1["events_per_s"], GOAL_EVENTS_PER_S, True, "ev/s"),
-        goal(f"p99 emit -> queryable at {rate:,}/s", queryable["written_at"]["p99_ms"], GOAL_QUERYABLE_P99_MS, False, "ms"),
+        goal(
+            f"p99 emit -> queryable at {rate:,}/s",
+            queryable["written_at"]["p99_ms"],
+            GOAL_QUERYABLE_P99_MS,
+            False,
+            "ms",
+        ),
         goal("p99 crossing -> Slack", alerts["crossing_to_slack"]["p99_ms"], GOAL_SLACK_P99_MS, False, "ms"),
     ]
     q, s = queryable, alerts
@@ -529,17 +615,35 @@ def main() -> None:
         ("steady events/s (20%-80% of backlog)", f"{step1['steady_events_per_s_20_to_80_percent']:,.0f} ev/s"),
         ("stream read events/s (step 1, /metrics events_in)", f"{step1['stream_events_per_s']:,.0f} ev/s"),
         ("producer acked events/s (step 1)", f"{step1['producer_acked_events_per_s']:,.0f} ev/s"),
-        (f"p50 emit -> queryable (written_at, {q['written_at']['count']:,} rows)", f"{q['written_at']['p50_ms']:,.0f} ms"),
-        ("p50 emit -> queryable, first / last third of step 2",
-         f"{q['p50_first_third_ms']:,.0f} / {q['p50_last_third_ms']:,.0f} ms"),
-        ("p50 / p99 emit -> stream batch start (ingested_at)",
-         f"{q['emit_to_stream_batch']['p50_ms']:,.0f} / {q['emit_to_stream_batch']['p99_ms']:,.0f} ms"),
-        ("p50 / p99 stream batch start -> written (stream, commit, sink)",
-         f"{q['stream_batch_to_written']['p50_ms']:,.0f} / {q['stream_batch_to_written']['p99_ms']:,.0f} ms"),
+        (
+            f"p50 emit -> queryable (written_at, {q['written_at']['count']:,} rows)",
+            f"{q['written_at']['p50_ms']:,.0f} ms",
+        ),
+        (
+            "p50 emit -> queryable, first / last third of step 2",
+            f"{q['p50_first_third_ms']:,.0f} / {q['p50_last_third_ms']:,.0f} ms",
+        ),
+        (
+            "p50 / p99 emit -> stream batch start (ingested_at)",
+            f"{q['emit_to_stream_batch']['p50_ms']:,.0f} / {q['emit_to_stream_batch']['p99_ms']:,.0f} ms",
+        ),
+        (
+            "p50 / p99 stream batch start -> written (stream, commit, sink)",
+            f"{q['stream_batch_to_written']['p50_ms']:,.0f} / {q['stream_batch_to_written']['p99_ms']:,.0f} ms",
+        ),
         ("p50 / p99 emit -> counted by a /sql poll", f"{q['polled']['p50_ms']:,.0f} / {q['polled']['p99_ms']:,.0f} ms"),
-        (f"p50 crossing -> Slack ({s['crossing_to_slack']['count']} of {expected} alerts)", f"{s['crossing_to_slack']['p50_ms']:,.0f} ms"),
-        ("p50 / p99 crossing -> alert fired (stream)", f"{s['crossing_to_fired']['p50_ms']:,.0f} / {s['crossing_to_fired']['p99_ms']:,.0f} ms"),
-        ("p50 / p99 fired -> Slack (dispatcher)", f"{s['fired_to_slack']['p50_ms']:,.0f} / {s['fired_to_slack']['p99_ms']:,.0f} ms"),
+        (
+            f"p50 crossing -> Slack ({s['crossing_to_slack']['count']} of {expected} alerts)",
+            f"{s['crossing_to_slack']['p50_ms']:,.0f} ms",
+        ),
+        (
+            "p50 / p99 crossing -> alert fired (stream)",
+            f"{s['crossing_to_fired']['p50_ms']:,.0f} / {s['crossing_to_fired']['p99_ms']:,.0f} ms",
+        ),
+        (
+            "p50 / p99 fired -> Slack (dispatcher)",
+            f"{s['fired_to_slack']['p50_ms']:,.0f} / {s['fired_to_slack']['p99_ms']:,.0f} ms",
+        ),
         ("worker CPU step 1 (% of one core)", worker_cpu),
         ("machine busy step 1 (all cores)", f"{step1['cpu']['machine_busy_percent_of_all_cores']:.0f}%"),
     ]
@@ -548,18 +652,33 @@ def main() -> None:
         "finished_at": datetime.now(UTC).isoformat(),
         "machine": info,
         "broker": broker_label,
-        "parameters": {"backlog_events": args.events, "events_per_message": args.events_per_message,
-                       "pack_linger_ms": args.pack_linger_ms, "linger_ms": args.linger_ms,
-                       "requested_rate": args.rate, "rate_used": rate,
-                       "offered_events_per_s": step2["offered_events_per_s"], "duration_s": args.duration,
-                       "budget_teams": len(limits), "thresholds_percent": list(THRESHOLDS)},
+        "parameters": {
+            "backlog_events": args.events,
+            "events_per_message": args.events_per_message,
+            "pack_linger_ms": args.pack_linger_ms,
+            "linger_ms": args.linger_ms,
+            "requested_rate": args.rate,
+            "rate_used": rate,
+            "offered_events_per_s": step2["offered_events_per_s"],
+            "duration_s": args.duration,
+            "budget_teams": len(limits),
+            "thresholds_percent": list(THRESHOLDS),
+        },
         "figures": {
             "throughput": step1,
-            "emit_to_queryable": {**queryable, "all_stored": step2["all_stored"], "rate": rate, "cpu": step2["cpu"],
-                                  "method": "usage_events.written_at (ClickHouse DEFAULT now64(3) at the sink's synchronous "
-                                            "INSERT) minus the wall time of emit(); cross-check: /sql count polled every 0.1 s"},
-            "crossing_to_slack": {**alerts, "method": "Slack double's receipt of chat.postMessage naming the alert minus "
-                                                      "the emit wall time of AlertEvent.triggered_by_event_id"},
+            "emit_to_queryable": {
+                **queryable,
+                "all_stored": step2["all_stored"],
+                "rate": rate,
+                "cpu": step2["cpu"],
+                "method": "usage_events.written_at (ClickHouse DEFAULT now64(3) at the sink's synchronous "
+                "INSERT) minus the wall time of emit(); cross-check: /sql count polled every 0.1 s",
+            },
+            "crossing_to_slack": {
+                **alerts,
+                "method": "Slack double's receipt of chat.postMessage naming the alert minus "
+                "the emit wall time of AlertEvent.triggered_by_event_id",
+            },
         },
         "worker_metrics": metrics,
         "goals": goals,

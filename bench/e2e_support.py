@@ -137,7 +137,8 @@ class CpuWindow:
         """Percent of one core per process and per worker thread name; machine busy percent."""
         wall = max(1e-9, time.monotonic() - self.started)
         processes = {
-            name: round(100 * (process_cpu_seconds(pid) - self.before[name]) / wall, 1) for name, pid in self.pids.items()
+            name: round(100 * (process_cpu_seconds(pid) - self.before[name]) / wall, 1)
+            for name, pid in self.pids.items()
         }
         threads = thread_cpu_seconds(self.worker_pid)
         threads.subtract(self.threads_before)
@@ -247,7 +248,10 @@ class Worker:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [*python, "-m", "meterline.cli", "worker", "--log-level", "warning"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.folder,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.folder,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -96,12 +96,19 @@ def main() -> None:
     price = catalog.price
     calls = [
         dict(
-            provider=e.provider, model=e.model, input_tokens=e.input_tokens, output_tokens=e.output_tokens,
-            cache_read_tokens=e.cache_read_tokens, cache_write_tokens=e.cache_write_tokens,
-            reasoning_tokens=e.reasoning_tokens, batch=e.batch, cache_hit=e.cache_hit, at=e.occurred_at,
+            provider=e.provider,
+            model=e.model,
+            input_tokens=e.input_tokens,
+            output_tokens=e.output_tokens,
+            cache_read_tokens=e.cache_read_tokens,
+            cache_write_tokens=e.cache_write_tokens,
+            reasoning_tokens=e.reasoning_tokens,
+            batch=e.batch,
+            cache_hit=e.cache_hit,
+            at=e.occurred_at,
         )
         for e in events
-    ]  # fmt: skip
+    ]
     keyword_rates = []
     for _ in range(max(3, args.runs // 2)):
         started = time.perf_counter()
@@ -110,12 +117,16 @@ def main() -> None:
         keyword_rates.append(len(calls) / (time.perf_counter() - started))
 
     priced = sum(price_event(event).priced for event in events)
-    print(f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-          f"Python {platform.python_version()}, one thread")  # fmt: skip
+    print(
+        f"machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"Python {platform.python_version()}, one thread"
+    )
     print(f"catalog load (genai-prices bundled data, no overrides): {load_seconds:.3f} s")
     print(f"events: {len(events):,} ({priced:,} priced) over {len(MIX)} provider/model names and 7 days")
-    print(f"price_event: median {statistics.median(warm):,.0f} prices/s over {len(warm)} warm runs "
-          f"(min {min(warm):,.0f}, max {max(warm):,.0f}); first (cold cache) run {cold:,.0f}/s")  # fmt: skip
+    print(
+        f"price_event: median {statistics.median(warm):,.0f} prices/s over {len(warm)} warm runs "
+        f"(min {min(warm):,.0f}, max {max(warm):,.0f}); first (cold cache) run {cold:,.0f}/s"
+    )
     print(f"price(**kwargs) with validation: median {statistics.median(keyword_rates):,.0f} prices/s")
 
 

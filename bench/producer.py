@@ -53,7 +53,9 @@ def one_run(producer: UsageProducer, events: list, count: int) -> tuple[float, f
     return count / (done - began), count / (emitted - began), percentile(latencies, 0.5), percentile(latencies, 0.99)
 
 
-def paced_run(producer: UsageProducer, events: list, rate: int, seconds: float) -> tuple[float, float, float, float, int]:  # type: ignore[type-arg]  # a list of UsageEvent or of raw bytes
+def paced_run(
+    producer: UsageProducer, events: list, rate: int, seconds: float
+) -> tuple[float, float, float, float, int]:  # type: ignore[type-arg]  # a list of UsageEvent or of raw bytes
     """Offer `rate` events/s for `seconds` (emitted in 1 ms slices), then flush. Sustained means
     the broker acknowledged them about as fast as they were offered and the backlog (emitted,
     not yet answered) stayed bounded: its maximum is returned last."""
@@ -81,7 +83,13 @@ def paced_run(producer: UsageProducer, events: list, rate: int, seconds: float) 
         raise SystemExit("flush did not finish in 120 s: is the broker at --bootstrap up?")
     done = time.perf_counter()
     latencies.sort()
-    return count / (done - began), count / offered_for, percentile(latencies, 0.5), percentile(latencies, 0.99), max_backlog
+    return (
+        count / (done - began),
+        count / offered_for,
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
+        max_backlog,
+    )
 
 
 def main() -> None:
@@ -92,39 +100,55 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=20_000, help="distinct pre-built events (default 20000)")
     parser.add_argument("--linger-ms", type=int, default=ProducerTuning.linger_ms)
     parser.add_argument("--batch-size", type=int, default=ProducerTuning.batch_size)
-    parser.add_argument("--rate", type=int, default=0, help="offer this many events/s per run instead of emitting "
-                        "--events as fast as possible (sustained mode; default 0: as fast as possible)")
+    parser.add_argument(
+        "--rate",
+        type=int,
+        default=0,
+        help="offer this many events/s per run instead of emitting "
+        "--events as fast as possible (sustained mode; default 0: as fast as possible)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run in --rate mode (default 10)")
-    parser.add_argument("--compression", default=ProducerTuning.compression, choices=["auto", "lz4", "zstd", "gzip", "none"])
+    parser.add_argument(
+        "--compression", default=ProducerTuning.compression, choices=["auto", "lz4", "zstd", "gzip", "none"]
+    )
     args = parser.parse_args()
     tuning = ProducerTuning(linger_ms=args.linger_ms, batch_size=args.batch_size, compression=args.compression)
 
     events = generate_events(seed=1, teams=20, start=datetime.now(UTC), count=args.pool, duplicate_share=0.0)
     topic = f"bench.producer.{uuid.uuid4().hex[:8]}"
     payload = statistics.mean(len(e.to_json_bytes()) for e in events[:1000])
-    print(f"machine: {os.cpu_count()} cores; topic {topic}; {args.runs} runs x {args.events:,} events "
-          f"(~{payload:.0f} B JSON each); linger {tuning.linger_ms} ms, batch {tuning.batch_size:,} B, "
-          f"compression {available_codec(tuning.compression)}")
-    with tempfile.TemporaryDirectory() as spool_dir, UsageProducer(
-        args.bootstrap, topic, spool_dir, fsync="never", tuning=tuning
-    ) as producer:
+    print(
+        f"machine: {os.cpu_count()} cores; topic {topic}; {args.runs} runs x {args.events:,} events "
+        f"(~{payload:.0f} B JSON each); linger {tuning.linger_ms} ms, batch {tuning.batch_size:,} B, "
+        f"compression {available_codec(tuning.compression)}"
+    )
+    with (
+        tempfile.TemporaryDirectory() as spool_dir,
+        UsageProducer(args.bootstrap, topic, spool_dir, fsync="never", tuning=tuning) as producer,
+    ):
         one_run(producer, events, 5_000)  # warm up: connection, metadata, topic creation
         if args.rate:
             paced = []
             for run in range(1, args.runs + 1):
                 result = paced_run(producer, events, args.rate, args.seconds)
                 paced.append(result)
-                print(f"run {run}: offered {args.rate:,}/s for {args.seconds:g} s -> {result[0]:>9,.0f} events/s acknowledged "
-                      f"(offered {result[1]:,.0f}/s); most emitted but unanswered at once: {result[4]:,}; "
-                      f"emit() p50 {result[2]:.2f} µs, p99 {result[3]:.2f} µs")
-            print_summary(paced, f"acknowledged at {args.rate:,}/s offered (goal >= 50,000 sustained)", producer.counters())
+                print(
+                    f"run {run}: offered {args.rate:,}/s for {args.seconds:g} s -> {result[0]:>9,.0f} events/s acknowledged "
+                    f"(offered {result[1]:,.0f}/s); most emitted but unanswered at once: {result[4]:,}; "
+                    f"emit() p50 {result[2]:.2f} µs, p99 {result[3]:.2f} µs"
+                )
+            print_summary(
+                paced, f"acknowledged at {args.rate:,}/s offered (goal >= 50,000 sustained)", producer.counters()
+            )
             return
         results = []
         for run in range(1, args.runs + 1):
             result = one_run(producer, events, args.events)
             results.append(result)
-            print(f"run {run}: {result[0]:>9,.0f} events/s acknowledged | emit() {result[1]:>10,.0f} calls/s, "
-                  f"p50 {result[2]:.2f} µs, p99 {result[3]:.2f} µs")
+            print(
+                f"run {run}: {result[0]:>9,.0f} events/s acknowledged | emit() {result[1]:>10,.0f} calls/s, "
+                f"p50 {result[2]:.2f} µs, p99 {result[3]:.2f} µs"
+            )
         counters = producer.counters()
     print_summary(results, "into Kafka (goal >= 50,000)", counters)
 

@@ -44,7 +44,9 @@ def machine() -> str:
 def fresh_batch(values: list[bytes], id_prefix: bytes, first: int) -> RangeBatch:
     """The values as records from offset `first`, their event ids prefixed with `id_prefix`."""
     records = [
-        SourceRecord("bench.usage.priced", 0, first + i, None, v.replace(b'"event_id":"', b'"event_id":"' + id_prefix, 1), 0)
+        SourceRecord(
+            "bench.usage.priced", 0, first + i, None, v.replace(b'"event_id":"', b'"event_id":"' + id_prefix, 1), 0
+        )
         for i, v in enumerate(values)
     ]
     return RangeBatch(OffsetRange("bench.usage.priced", 0, first, first + len(values) - 1), records)
@@ -55,8 +57,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="rows per batch (default 100000)")
     parser.add_argument("--runs", type=int, default=5, help="batches per figure (default 5)")
     parser.add_argument(
-        "--warmup", type=int, default=1, help="batches written first and not counted: the engine's first inserts "
-        "create parts, partitions and caches (default 1)"
+        "--warmup",
+        type=int,
+        default=1,
+        help="batches written first and not counted: the engine's first inserts "
+        "create parts, partitions and caches (default 1)",
     )
     args = parser.parse_args()
 
@@ -94,13 +99,21 @@ def main() -> None:
     expected = args.rows * (args.warmup + args.runs) * 3
     assert stored == expected, f"expected {expected} rows, found {stored}"
     print(f"machine: {machine()}; load average {' / '.join(f'{x:.2f}' for x in os.getloadavg())} (1/5/15 min)")
-    print(f"batch: {args.rows:,} realistic priced events (35 columns, Decimal(38,12) money, Map tags), {args.runs} runs after {args.warmup} warm-up")
-    print(f"write (INSERT + rollup MV + dedup token): median {statistics.median(write_rates):,.0f} rows/s "
-          f"(min {min(write_rates):,.0f}, max {max(write_rates):,.0f}); goal >= 200,000")
-    print(f"decode+plan+write from Kafka bytes:       median {statistics.median(full_rates):,.0f} rows/s "
-          f"(min {min(full_rates):,.0f}, max {max(full_rates):,.0f}); ClickHouse parses the stream's JSON")
-    print(f"the same, exact path (pydantic + Arrow):  median {statistics.median(exact_rates):,.0f} rows/s "
-          f"(min {min(exact_rates):,.0f}, max {max(exact_rates):,.0f})")
+    print(
+        f"batch: {args.rows:,} realistic priced events (35 columns, Decimal(38,12) money, Map tags), {args.runs} runs after {args.warmup} warm-up"
+    )
+    print(
+        f"write (INSERT + rollup MV + dedup token): median {statistics.median(write_rates):,.0f} rows/s "
+        f"(min {min(write_rates):,.0f}, max {max(write_rates):,.0f}); goal >= 200,000"
+    )
+    print(
+        f"decode+plan+write from Kafka bytes:       median {statistics.median(full_rates):,.0f} rows/s "
+        f"(min {min(full_rates):,.0f}, max {max(full_rates):,.0f}); ClickHouse parses the stream's JSON"
+    )
+    print(
+        f"the same, exact path (pydantic + Arrow):  median {statistics.median(exact_rates):,.0f} rows/s "
+        f"(min {min(exact_rates):,.0f}, max {max(exact_rates):,.0f})"
+    )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=5.0, help="how long to start new rounds (default 5)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the faults and the events (default 1)")
     parser.add_argument("--bulk", type=int, default=900, help="events per bulk phase (default 900; two per round)")
-    parser.add_argument("--data-dir", type=Path, help="where the cluster and the workers keep their data (default: a new temporary folder)")
-    parser.add_argument("--output", type=Path, default=Path("bench/results/soak_cluster.json"), help="JSON results file")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the cluster and the workers keep their data (default: a new temporary folder)",
+    )
+    parser.add_argument(
+        "--output", type=Path, default=Path("bench/results/soak_cluster.json"), help="JSON results file"
+    )
     return parser.parse_args()
 
 
@@ -132,7 +138,9 @@ def main() -> int:
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="meterline-soak-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     catalog = PriceCatalog.load(PricingSettings())
-    cluster = LocalKafkaCluster(data_dir=data_dir / "kafka", cache_dir=_jar_cache_dir(), ports=find_free_port_block(3), heap="256m")
+    cluster = LocalKafkaCluster(
+        data_dir=data_dir / "kafka", cache_dir=_jar_cache_dir(), ports=find_free_port_block(3), heap="256m"
+    )
     print(f"starting a three-broker cluster in {data_dir / 'kafka'} ...", flush=True)
     started = time.monotonic()
     cluster.start()
@@ -145,16 +153,23 @@ def main() -> int:
             print(f"round {number} ({left / 60:.1f} min left to start rounds) ...", flush=True)
             result = play_round(cluster, catalog, data_dir / f"round-{number}", args.seed * 1000 + number, args.bulk)
             rounds.append(result)
-            flags = ", ".join(f"{name} {result[name]}" for name in BAD_FIGURES if result[name]) or "nothing lost or doubled"
-            print(f"round {number}: {result['events']} events, faults: {'; '.join(result['faults'])}; {flags}"
-                  + (f"; money off {result['money_off_usd']}" if result["money_off_usd"] != "0" else "")
-                  + (f"; FAILED: {result['error'].splitlines()[0]}" if result["error"] else ""), flush=True)  # fmt: skip
+            flags = (
+                ", ".join(f"{name} {result[name]}" for name in BAD_FIGURES if result[name]) or "nothing lost or doubled"
+            )
+            print(
+                f"round {number}: {result['events']} events, faults: {'; '.join(result['faults'])}; {flags}"
+                + (f"; money off {result['money_off_usd']}" if result["money_off_usd"] != "0" else "")
+                + (f"; FAILED: {result['error'].splitlines()[0]}" if result["error"] else ""),
+                flush=True,
+            )
     finally:
         cluster.stop()
     summary = totals(rounds, time.monotonic() - started)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     command = "bench/soak_cluster.py " + " ".join(sys.argv[1:])
-    args.output.write_text(json.dumps({"command": command, **summary, "per_round": rounds}, indent=2, default=str) + "\n")
+    args.output.write_text(
+        json.dumps({"command": command, **summary, "per_round": rounds}, indent=2, default=str) + "\n"
+    )
     print(json.dumps(summary, indent=2))
     print(f"written to {args.output}")
     bad = summary["lost"] or summary["doubled"] or summary["unexpected"] or summary["rounds_money_off"]

@@ -35,7 +35,12 @@ from meterline.services.kafka_local import find_free_port
 from meterline.settings import Settings
 from meterline.stream.topics import ensure_topics
 
-MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-sonnet"), ("google-gla", "gemini-1.5-pro")]
+MODELS = [
+    ("openai", "gpt-4o"),
+    ("openai", "gpt-4o-mini"),
+    ("anthropic", "claude-3-5-sonnet"),
+    ("google-gla", "gemini-1.5-pro"),
+]
 TEAMS = [f"team-{n}" for n in range(20)]
 
 
@@ -55,8 +60,14 @@ def make_events(count: int, start: int) -> list[tuple[str, bytes, bytes]]:
     for n in range(start, start + count):
         provider, model = MODELS[n % len(MODELS)]
         event = UsageEvent(
-            team=TEAMS[n % len(TEAMS)], provider=provider, model=model, input_tokens=500 + n % 3000,
-            output_tokens=50 + n % 700, cache_read_tokens=n % 200, occurred_at=now, project="bench",
+            team=TEAMS[n % len(TEAMS)],
+            provider=provider,
+            model=model,
+            input_tokens=500 + n % 3000,
+            output_tokens=50 + n % 700,
+            cache_read_tokens=n % 200,
+            occurred_at=now,
+            project="bench",
         )
         out.append((event.event_id, event.team.encode(), event.to_json_bytes()))
     return out
@@ -85,8 +96,14 @@ def budgets_toml() -> str:
 
 def reader(bootstrap: str, topic: str) -> KafkaConsumer:
     return KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, isolation_level="read_committed", auto_offset_reset="earliest",
-        enable_auto_commit=False, group_id=None, fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=16 * 1024 * 1024,
+        topic,
+        bootstrap_servers=bootstrap,
+        isolation_level="read_committed",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_bytes=64 * 1024 * 1024,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
     )
 
 
@@ -94,7 +111,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000, help="events in the throughput phase (default 200000)")
     parser.add_argument(
-        "--events-per-message", type=int, default=1,
+        "--events-per-message",
+        type=int,
+        default=1,
         help="events of one team per message in the throughput phase, as JSON Lines (default 1)",
     )
     parser.add_argument("--rate", type=int, default=2_000, help="events/s in the latency phase (default 2000)")
@@ -105,7 +124,9 @@ def main() -> None:
     settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
     ensure_topics(settings)
     usage = settings.topic("usage")
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks="all", compression_type="lz4")
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, batch_size=512 * 1024, acks="all", compression_type="lz4"
+    )
 
     print(f"machine: {machine()}; broker {bootstrap} on the same machine")
     events = make_events(args.events, 0)
@@ -115,19 +136,30 @@ def main() -> None:
         producer.send(usage, key=key, value=value)
         messages += 1
     producer.flush()
-    print(f"produced {len(events):,} events in {messages:,} messages in {time.perf_counter() - t0:.1f} s "
-          "(before the worker starts)")
+    print(
+        f"produced {len(events):,} events in {messages:,} messages in {time.perf_counter() - t0:.1f} s "
+        "(before the worker starts)"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "meterline.toml"
         config.write_text(budgets_toml())
         port = find_free_port()
-        env = {**os.environ, "METERLINE_KAFKA_BOOTSTRAP": bootstrap, "METERLINE_TOPIC_PREFIX": prefix,
-               "METERLINE_DATA_DIR": str(Path(tmp) / "data"), "METERLINE_STREAM__WEB_PORT": str(port),
-               "METERLINE_CONFIG": str(config)}
+        env = {
+            **os.environ,
+            "METERLINE_KAFKA_BOOTSTRAP": bootstrap,
+            "METERLINE_TOPIC_PREFIX": prefix,
+            "METERLINE_DATA_DIR": str(Path(tmp) / "data"),
+            "METERLINE_STREAM__WEB_PORT": str(port),
+            "METERLINE_CONFIG": str(config),
+        }
         log = open(Path(tmp) / "worker.log", "wb")  # noqa: SIM115 - closed below
-        worker = subprocess.Popen([sys.executable, "-m", "meterline.cli", "worker", "--only", "stream", "--log-level", "warning"],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "meterline.cli", "worker", "--only", "stream", "--log-level", "warning"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             # Throughput from the worker's own counter (a reader here would compete for the 2 cores).
             def events_in() -> int:
@@ -149,14 +181,18 @@ def main() -> None:
                     break
                 time.sleep(0.25)
             if not samples or samples[-1][1] < len(events):
-                print(f"only {samples[-1][1] if samples else 0:,} of {len(events):,} processed within 90 s; worker log:")
+                print(
+                    f"only {samples[-1][1] if samples else 0:,} of {len(events):,} processed within 90 s; worker log:"
+                )
                 print((Path(tmp) / "worker.log").read_text(errors="replace")[-3000:])
                 return
             (t_first, n_first), (t_last, n_last) = samples[0], samples[-1]
             rate = (n_last - n_first) / (t_last - t_first) if t_last > t_first else 0.0
-            print(f"throughput: {len(events):,} events validated, de-duplicated, priced and budgeted at {rate:,.0f} events/s "
-                  f""
-                  f"({args.events_per_message} per message; worker counter sampled every 0.25 s; exactly-once; goal 50,000)")
+            print(
+                f"throughput: {len(events):,} events validated, de-duplicated, priced and budgeted at {rate:,.0f} events/s "
+                f""
+                f"({args.events_per_message} per message; worker counter sampled every 0.25 s; exactly-once; goal 50,000)"
+            )
             priced = reader(bootstrap, settings.topic("usage.priced"))
             seen = 0
             deadline = time.monotonic() + 60
@@ -192,8 +228,10 @@ def main() -> None:
             if delays:
                 p50 = statistics.median(delays) * 1000
                 p99 = delays[int(len(delays) * 0.99) - 1] * 1000
-                print(f"latency at {args.rate:,} events/s for {args.seconds} s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
-                      f"(send -> priced visible, {len(delays):,} events)")
+                print(
+                    f"latency at {args.rate:,} events/s for {args.seconds} s: p50 {p50:.0f} ms, p99 {p99:.0f} ms "
+                    f"(send -> priced visible, {len(delays):,} events)"
+                )
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
                 metrics = response.read().decode()
             batches = next(line for line in metrics.splitlines() if line.startswith("meterline_stream_batches_total "))

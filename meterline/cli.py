@@ -65,8 +65,18 @@ def _register_components() -> None:
     from meterline.sinks import reconcile_cli, reprice_cli
     from meterline.stream import cli as stream_cli
 
-    for module in (core_cli, producers_cli, stream_cli, sinks_cli, reprice_cli, reconcile_cli, alerts_cli, pricing_cli,
-                   report_cli, demo_cli):
+    for module in (
+        core_cli,
+        producers_cli,
+        stream_cli,
+        sinks_cli,
+        reprice_cli,
+        reconcile_cli,
+        alerts_cli,
+        pricing_cli,
+        report_cli,
+        demo_cli,
+    ):
         module.register(app)
 
 

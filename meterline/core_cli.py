@@ -44,7 +44,9 @@ def local_cluster(settings: Settings, brokers: int | None = None, port: int | No
     if brokers <= 1:
         return None
     first = port or lk.port
-    return LocalKafkaCluster(folder, cache, [first + i for i in range(brokers)], heap=lk.heap, kafka_version=lk.kafka_version)
+    return LocalKafkaCluster(
+        folder, cache, [first + i for i in range(brokers)], heap=lk.heap, kafka_version=lk.kafka_version
+    )
 
 
 PortOption = Annotated[
@@ -54,10 +56,12 @@ PortOption = Annotated[
 BrokersOption = Annotated[
     Optional[int],
     typer.Option(
-        "--brokers", min=1, max=9,
+        "--brokers",
+        min=1,
+        max=9,
         help="Nodes: 1, or a KRaft cluster (3: replication 3, min ISR 2) (default: local_kafka.brokers, 1).",
     ),
-]  # fmt: skip
+]
 
 
 def _cluster_env(cluster: LocalKafkaCluster) -> str:
@@ -77,7 +81,9 @@ def services_up(ctx: typer.Context, port: PortOption = None, brokers: BrokersOpt
     try:
         cluster = local_cluster(settings, brokers, port) if brokers != 1 else None
         if cluster is not None:
-            with console.status(f"starting a {len(cluster.nodes)}-node Apache Kafka {cluster.kafka_version} cluster on {cluster.bootstrap} …"):
+            with console.status(
+                f"starting a {len(cluster.nodes)}-node Apache Kafka {cluster.kafka_version} cluster on {cluster.bootstrap} …"
+            ):
                 started = cluster.start()
         else:
             broker = LocalKafka.from_settings(settings, port)
@@ -90,9 +96,15 @@ def services_up(ctx: typer.Context, port: PortOption = None, brokers: BrokersOpt
         console.print(f"kafka {verb}: {broker.bootstrap} (pid {broker.status().pid}, data {broker.data_dir})")
     else:
         rf = cluster.replication
-        console.print(f"kafka cluster {verb}: {len(cluster.nodes)} nodes, replication {rf.factor}, min ISR {rf.min_insync}")
+        console.print(
+            f"kafka cluster {verb}: {len(cluster.nodes)} nodes, replication {rf.factor}, min ISR {rf.min_insync}"
+        )
         for status in cluster.status():
-            console.print(f"  node {status.node_id}: {status.bootstrap} (pid {status.pid}, log {status.log_file})", highlight=False, soft_wrap=True)
+            console.print(
+                f"  node {status.node_id}: {status.bootstrap} (pid {status.pid}, log {status.log_file})",
+                highlight=False,
+                soft_wrap=True,
+            )
         console.print(f"point the worker at it: {_cluster_env(cluster)}", highlight=False, soft_wrap=True)
     if started:
         console.print(f"stop it with: meterline services down{'' if port is None else f' --port {port}'}")
@@ -142,7 +154,11 @@ def services_status(ctx: typer.Context, port: PortOption = None) -> None:
     for status in shown:
         pid = f"pid {status.pid}" if status.pid else "not started by meterline"
         node = f"node {status.node_id} " if len(shown) > 1 else ""
-        console.print(f"kafka {node}{status.bootstrap}: {status.detail} ({pid}; log {status.log_file})", highlight=False, soft_wrap=True)
+        console.print(
+            f"kafka {node}{status.bootstrap}: {status.detail} ({pid}; log {status.log_file})",
+            highlight=False,
+            soft_wrap=True,
+        )
     if not all(status.answers for status in shown):
         raise typer.Exit(1)
 
@@ -184,7 +200,11 @@ def run_checks(settings: Settings) -> list[Check]:
     """Check each configured part; pure of printing so tests can read the results."""
     checks: list[Check] = []
     try:
-        checks.append(Check("kafka", True, f"{settings.kafka_bootstrap} answers, Kafka {broker_version(settings.kafka_bootstrap)}"))
+        checks.append(
+            Check(
+                "kafka", True, f"{settings.kafka_bootstrap} answers, Kafka {broker_version(settings.kafka_bootstrap)}"
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - every failure becomes a line
         checks.append(
             Check(
@@ -246,7 +266,9 @@ def doctor(ctx: typer.Context) -> None:
     checks = run_checks(settings_from(ctx))
     for check in checks:
         mark = ("ok  ", "green") if check.ok else (("FAIL", "red") if check.required else ("warn", "yellow"))
-        console.print(Text.assemble(mark, f" {check.name:<10} {check.detail}"), highlight=False)  # the detail as text, not markup
+        console.print(
+            Text.assemble(mark, f" {check.name:<10} {check.detail}"), highlight=False
+        )  # the detail as text, not markup
     if any(check.required and not check.ok for check in checks):
         raise typer.Exit(1)
 

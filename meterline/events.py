@@ -43,9 +43,7 @@ a clock or a producer bug, not a model call."""
 
 # RFC 3339 date-time: seconds required, offset required (`Z` or `+hh:mm`); pydantic alone
 # would also take unix numbers, missing seconds and `+hhmm`, which other producers must not send.
-_RFC3339_RE = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
-)
+_RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
 def new_event_id() -> str:
@@ -82,9 +80,7 @@ class UsageEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
-    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
-        default_factory=new_event_id
-    )
+    event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(default_factory=new_event_id)
     occurred_at: OccurredAt
     schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)] = SCHEMA_VERSION
     team: TeamName
@@ -120,9 +116,7 @@ class UsageEvent(BaseModel):
                 "(input_tokens counts every prompt token, cached ones included)"
             )
         if self.reasoning_tokens > self.output_tokens:
-            raise ValueError(
-                "reasoning_tokens must not exceed output_tokens (output_tokens includes them)"
-            )
+            raise ValueError("reasoning_tokens must not exceed output_tokens (output_tokens includes them)")
         return self
 
     def to_json_bytes(self) -> bytes:

@@ -297,9 +297,9 @@ class BudgetConfig(_Section):
     @model_validator(mode="after")
     def _rolling_needs_window(self) -> BudgetConfig:
         if self.period == "rolling" and (self.window is None or self.window < timedelta(minutes=1)):
-            raise ValueError("a rolling budget needs `window` of at least 1m, e.g. window = \"24h\"")
+            raise ValueError('a rolling budget needs `window` of at least 1m, e.g. window = "24h"')
         if self.period != "rolling" and self.window is not None:
-            raise ValueError("`window` applies only to period = \"rolling\"")
+            raise ValueError('`window` applies only to period = "rolling"')
         return self
 
     @property
@@ -311,10 +311,10 @@ class BudgetConfig(_Section):
 _config_path: ContextVar[Path | None] = ContextVar("meterline_config_path", default=None)
 
 
-
 def is_embedded_dsn(dsn: str) -> bool:
     """True for the embedded engine's DSN (chdb:///path); the one answer to "is it embedded"."""
     return urlsplit(dsn).scheme == "chdb"
+
 
 class Settings(BaseSettings):
     """Everything meterline reads from its environment."""

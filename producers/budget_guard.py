@@ -92,7 +92,9 @@ class BudgetGuard:
     def __enter__(self) -> BudgetGuard:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     # -- the API applications call --------------------------------------------------------------

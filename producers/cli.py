@@ -110,13 +110,26 @@ def emit(
     if not (team and provider and model):
         raise fail("give --team, --provider and --model for one event, or --file events.jsonl for many")
     fields: dict[str, Any] = {
-        "team": team, "provider": provider, "model": model,
-        "input_tokens": input_tokens, "output_tokens": output_tokens,
-        "cache_read_tokens": cache_read_tokens, "cache_write_tokens": cache_write_tokens,
-        "reasoning_tokens": reasoning_tokens, "project": project, "app": app, "user": user,
-        "environment": environment, "batch": batch, "cache_hit": cache_hit, "latency_ms": latency_ms,
-        "status": status, "request_id": request_id, "tags": _parse_tags(tag),
-        "occurred_at": occurred_at or datetime.now(UTC), "event_id": event_id,
+        "team": team,
+        "provider": provider,
+        "model": model,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "cache_read_tokens": cache_read_tokens,
+        "cache_write_tokens": cache_write_tokens,
+        "reasoning_tokens": reasoning_tokens,
+        "project": project,
+        "app": app,
+        "user": user,
+        "environment": environment,
+        "batch": batch,
+        "cache_hit": cache_hit,
+        "latency_ms": latency_ms,
+        "status": status,
+        "request_id": request_id,
+        "tags": _parse_tags(tag),
+        "occurred_at": occurred_at or datetime.now(UTC),
+        "event_id": event_id,
     }
     try:
         event = UsageEvent.model_validate({k: v for k, v in fields.items() if v is not None})
@@ -144,7 +157,9 @@ def _emit_file(ctx: typer.Context, file: Path, spool_dir: Path | None) -> None:
         for line in read_jsonl(file, max_bytes):
             if line.event is None:
                 invalid += 1
-                progress.console.print(f"line {line.number}: {line.error}", highlight=False, markup=False, soft_wrap=True)
+                progress.console.print(
+                    f"line {line.number}: {line.error}", highlight=False, markup=False, soft_wrap=True
+                )
             else:
                 producer.emit(line.event)
             progress.update(task, completed=line.number)

@@ -132,9 +132,7 @@ class metered:  # noqa: N801 - used like a function: `with metered(...)` / `@met
             kind: ResponseKind = detect_kind(self.response)
             return usage_event(self.response, team=self.team, kind=kind, now=self.now, **fields)
         if "provider" not in fields or "model" not in fields:
-            raise UsageExtractionError(
-                "metered() saw no response: pass provider= and model= to record calls that fail"
-            )
+            raise UsageExtractionError("metered() saw no response: pass provider= and model= to record calls that fail")
         return UsageEvent(team=self.team, **fields)
 
     def _fresh(self) -> metered:

@@ -29,8 +29,7 @@ def available_codec(preferred: Compression = "auto") -> str | None:
     if preferred != "auto":
         if not checks[preferred]():
             raise ValueError(
-                f"compression {preferred!r} needs its library (lz4 or zstandard); install it "
-                "or use compression='auto'"
+                f"compression {preferred!r} needs its library (lz4 or zstandard); install it or use compression='auto'"
             )
         return preferred
     for name in _AUTO_ORDER:
@@ -53,7 +52,9 @@ class KeyCachedPartitioner(DefaultPartitioner):
         super().__init__()
         self._known: dict[tuple[str, bytes, int], int] = {}
 
-    def partition(self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any, cluster: Any) -> int:
+    def partition(
+        self, topic: str, key: Any, serialized_key: bytes | None, value: Any, serialized_value: Any, cluster: Any
+    ) -> int:
         partitions = cluster.partitions_for_topic(topic) if serialized_key is not None else None
         if not partitions or serialized_key is None:
             return super().partition(topic, key, serialized_key, value, serialized_value, cluster)

@@ -27,20 +27,29 @@ from meterline.producers.litellm_usage import litellm_event
 class MeterlineCallback(CustomLogger):
     """Emit a UsageEvent for every LiteLLM call through `producer` (default: the default producer)."""
 
-    def __init__(self, producer: Emitter | None = None, *, team_key: str = "team", default_team: str | None = None) -> None:
+    def __init__(
+        self, producer: Emitter | None = None, *, team_key: str = "team", default_team: str | None = None
+    ) -> None:
         super().__init__()
         self.producer = producer
         self.team_key = team_key
         self.default_team = default_team
 
-    def _record(self, kwargs: Mapping[str, Any], response_obj: Any, start_time: Any, end_time: Any, *, failed: bool) -> EmitHandle | None:
+    def _record(
+        self, kwargs: Mapping[str, Any], response_obj: Any, start_time: Any, end_time: Any, *, failed: bool
+    ) -> EmitHandle | None:
         return record_built(
             lambda: litellm_event(
-                kwargs, None if failed else response_obj, failed=failed, team_key=self.team_key,
-                default_team=self.default_team, start_time=start_time, end_time=end_time,
+                kwargs,
+                None if failed else response_obj,
+                failed=failed,
+                team_key=self.team_key,
+                default_team=self.default_team,
+                start_time=start_time,
+                end_time=end_time,
             ),
             self.producer,
-        )  # fmt: skip
+        )
 
     # LiteLLM calls these with keyword arguments: the parameter names are its API.
     def log_success_event(self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any) -> None:

@@ -53,7 +53,9 @@ def team_of(kwargs: Mapping[str, Any], team_key: str, default_team: str | None) 
 
 
 def token_counts(usage: Any) -> dict[str, int]:
-    cache_read = int_field(usage, "prompt_tokens_details", "cached_tokens") or int_field(usage, "cache_read_input_tokens")
+    cache_read = int_field(usage, "prompt_tokens_details", "cached_tokens") or int_field(
+        usage, "cache_read_input_tokens"
+    )
     cache_write = int_field(usage, "cache_creation_input_tokens") or int_field(
         usage, "prompt_tokens_details", "cache_creation_tokens"
     )

@@ -44,12 +44,18 @@ class MeterlineSpanProcessor(SpanProcessor):
         context, start, end = span.context, span.start_time, span.end_time
         record_built(
             lambda: span_event(
-                attributes, resource, trace_id=context.trace_id, span_id=context.span_id, start_ns=start,
-                end_ns=end, failed=span.status.status_code is StatusCode.ERROR,
-                team_attribute=self.team_attribute, default_team=self.default_team,
+                attributes,
+                resource,
+                trace_id=context.trace_id,
+                span_id=context.span_id,
+                start_ns=start,
+                end_ns=end,
+                failed=span.status.status_code is StatusCode.ERROR,
+                team_attribute=self.team_attribute,
+                default_team=self.default_team,
             ),
             self.producer,
-        )  # fmt: skip
+        )
 
     def shutdown(self) -> None:
         return None  # the producer belongs to the application, which closes it

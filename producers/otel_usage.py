@@ -27,7 +27,11 @@ OUTPUT_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
 CACHE_READ_KEY = "gen_ai.usage.cache_read.input_tokens"
 CACHE_WRITE_KEY = "gen_ai.usage.cache_creation.input_tokens"
 REASONING_KEY = "gen_ai.usage.reasoning.output_tokens"
-CONTEXT_ATTRIBUTES = {"project": "meterline.project", "app": "service.name", "environment": "deployment.environment.name"}
+CONTEXT_ATTRIBUTES = {
+    "project": "meterline.project",
+    "app": "service.name",
+    "environment": "deployment.environment.name",
+}
 
 
 def _first(attributes: Mapping[str, Any], keys: tuple[str, ...]) -> Any:

@@ -110,9 +110,7 @@ class UsageProducer:
         self._answer_timeout_s = self.tuning.delivery_timeout_s + self.tuning.stall_timeout_s
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, spool_dir: Path | str | None = None, **options: Any
-    ) -> UsageProducer:
+    def from_settings(cls, settings: Settings, *, spool_dir: Path | str | None = None, **options: Any) -> UsageProducer:
         """A producer for `settings.topic("usage")` on `settings.kafka_bootstrap`, spooling
         under `<data_dir>/spool` unless `spool_dir` is given."""
         return cls(
@@ -432,7 +430,9 @@ class UsageProducer:
                 if not final:
                     waited = time.monotonic() - sent_at
                     if waited >= self.tuning.stall_timeout_s and not self._circuit_open:
-                        log.warning("Kafka has not answered for %.1f s; spooling new events", self.tuning.stall_timeout_s)
+                        log.warning(
+                            "Kafka has not answered for %.1f s; spooling new events", self.tuning.stall_timeout_s
+                        )
                         self._circuit_open = True
                     if waited >= self._answer_timeout_s:
                         self._client_stuck()

@@ -154,7 +154,12 @@ def iter_events(
 
 
 def generate_events(
-    *, seed: int, teams: int, start: datetime, count: int, rate: float = 100.0,
+    *,
+    seed: int,
+    teams: int,
+    start: datetime,
+    count: int,
+    rate: float = 100.0,
     duplicate_share: float = DUPLICATE_SHARE,
 ) -> list[UsageEvent]:
     """The first `count` events of `iter_events(...)` (duplicates included)."""

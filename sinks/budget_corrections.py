@@ -24,7 +24,9 @@ class CorrectionsNotSentError(MeterlineError):
     """Kafka did not take the corrections; nothing after them was written."""
 
 
-def pack(corrections: Sequence[PriceCorrection], per_message: int = CORRECTIONS_PER_MESSAGE) -> list[tuple[bytes, bytes]]:
+def pack(
+    corrections: Sequence[PriceCorrection], per_message: int = CORRECTIONS_PER_MESSAGE
+) -> list[tuple[bytes, bytes]]:
     """(key, value) messages: one team's corrections as JSON Lines, at most `per_message` each (pure)."""
     by_team: dict[str, list[bytes]] = defaultdict(list)
     for correction in corrections:
@@ -51,9 +53,13 @@ class CorrectionPublisher:
         try:
             # Every correction acknowledged by all in-sync replicas, without duplicates from retries.
             self._producer = KafkaProducer(
-                bootstrap_servers=self.bootstrap.split(","), acks="all", enable_idempotence=True, linger_ms=5,
-                max_block_ms=10_000, request_timeout_ms=10_000,
-            )  # fmt: skip
+                bootstrap_servers=self.bootstrap.split(","),
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                max_block_ms=10_000,
+                request_timeout_ms=10_000,
+            )
         except KafkaError as exc:
             raise CorrectionsNotSentError(self._unreachable(exc)) from exc
         return self
@@ -66,7 +72,9 @@ class CorrectionPublisher:
             return
         assert self._producer is not None, "start() the publisher first"
         try:
-            futures = [self._producer.send(self.topic, value, key=key, headers=HEADERS) for key, value in pack(corrections)]
+            futures = [
+                self._producer.send(self.topic, value, key=key, headers=HEADERS) for key, value in pack(corrections)
+            ]
             self._producer.flush(timeout=60)
             for future in futures:
                 future.get(timeout=60)

@@ -91,7 +91,9 @@ class BatchBuffer:
 
     def seconds_until_due(self) -> float:
         """How long the consumer may wait for more records before the oldest is due."""
-        free = [tp for tp, held in self._records.items() if held and tp not in self._unknown and not self._recorded.get(tp)]
+        free = [
+            tp for tp, held in self._records.items() if held and tp not in self._unknown and not self._recorded.get(tp)
+        ]
         if not free:
             return self.batch_seconds
         oldest = min(self._since[tp] for tp in free)

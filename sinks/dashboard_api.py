@@ -32,7 +32,9 @@ def budget_thresholds(budgets: Sequence[BudgetConfig]) -> list[BudgetThresholds]
     return [BudgetThresholds(b.key, tuple(b.thresholds)) for b in budgets]
 
 
-def dashboard_body(name: str, flt: DashboardFilter, result: QueryRows, thresholds: Sequence[BudgetThresholds], now: datetime) -> bytes:
+def dashboard_body(
+    name: str, flt: DashboardFilter, result: QueryRows, thresholds: Sequence[BudgetThresholds], now: datetime
+) -> bytes:
     """The JSON answer for one named query's result (the budgets get their outlook)."""
     rows: list[dict[str, Any]] = [dict(zip(result.columns, row, strict=True)) for row in result.rows]
     if name == "budgets":
@@ -53,7 +55,9 @@ def mount_dashboard_api(app: web.Application, service: SqlService, budgets: Sequ
     async def handle(request: web.Request) -> web.Response:
         name = request.match_info["name"]
         if name not in NAMED_QUERIES:
-            return error_response(404, f"no dashboard query {name[:40]!r}: use one of {', '.join(sorted(NAMED_QUERIES))}")
+            return error_response(
+                404, f"no dashboard query {name[:40]!r}: use one of {', '.join(sorted(NAMED_QUERIES))}"
+            )
         if len(request.query) != len(set(request.query)):
             return error_response(400, "give each parameter once")
         moment = now()

@@ -30,7 +30,9 @@ class TransientWriteError(SinkWriteError):
 
     def __init__(self, table: str | None, reason: str, code: int | None = None) -> None:
         super().__init__(
-            table, reason, code,
+            table,
+            reason,
+            code,
             message=f"{_what(table)} failed{_code(code)}: {reason}. The sink holds its Kafka offsets and "
             "retries with backoff; check that the ClickHouse server answers (or that the table exists: run "
             "`meterline migrate`).",
@@ -43,7 +45,9 @@ class PermanentWriteError(SinkWriteError):
 
     def __init__(self, table: str | None, reason: str, code: int | None = None) -> None:
         super().__init__(
-            table, reason, code,
+            table,
+            reason,
+            code,
             message=f"ClickHouse refused the rows for table {table}{_code(code)}: {reason}. The sink splits the "
             "insert and sends a row it can never write to dlq_events (error_kind 'unwritable').",
         )

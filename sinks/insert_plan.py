@@ -86,7 +86,10 @@ class InsertBatch:
     def piece(self, start: int, stop: int, label: str) -> InsertBatch:
         """Rows `start:stop` as their own insert, with the token `<token>/<label>`."""
         return InsertBatch(
-            self.table, self.columns, self.rows[start:stop], f"{self.dedup_token}/{label}",
+            self.table,
+            self.columns,
+            self.rows[start:stop],
+            f"{self.dedup_token}/{label}",
             None if self.sources is None else self.sources[start:stop],
         )
 
@@ -174,6 +177,7 @@ class JsonInsert:
 
 
 Write = InsertBatch | JsonInsert
+
 
 def plan_writes(kind: TopicKind, batch: RangeBatch) -> list[Write]:
     """The writes that store `batch`: what `plan_inserts` plans, except that usage_events
@@ -328,8 +332,7 @@ def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValueError) 
 def plan_batch_log(consumer_group: str, batches: list[RangeBatch]) -> InsertBatch:
     """The write-ahead insert into sink_batches recording the boundaries of `batches`."""
     rows: list[Row] = [
-        [consumer_group, b.range.topic, b.range.partition, b.range.first, b.range.last, len(b.records)]
-        for b in batches
+        [consumer_group, b.range.topic, b.range.partition, b.range.first, b.range.last, len(b.records)] for b in batches
     ]
     token = "batches:" + ",".join(b.range.dedup_token for b in batches)
     return InsertBatch(SINK_BATCHES, SINK_BATCH_COLUMNS, rows, token)

@@ -198,7 +198,11 @@ class DashboardFilter:
 
     def query(self) -> dict[str, str]:
         """This filter as the query string `from_query` reads (`to` is the last day, inclusive)."""
-        out = {"from": self.start.date().isoformat(), "to": (self.end - timedelta(days=1)).date().isoformat(), "bucket": self.bucket}
+        out = {
+            "from": self.start.date().isoformat(),
+            "to": (self.end - timedelta(days=1)).date().isoformat(),
+            "bucket": self.bucket,
+        }
         out.update({name: getattr(self, name) for name in FILTER_FIELDS if getattr(self, name)})
         return out
 
@@ -210,7 +214,9 @@ class DashboardFilter:
         """
         unknown = sorted(set(query) - {"from", "to", "bucket", *FILTER_FIELDS})
         if unknown:
-            raise QueryParameterError(f"unknown parameter(s) {', '.join(unknown)}: use from, to, bucket, team, project, model")
+            raise QueryParameterError(
+                f"unknown parameter(s) {', '.join(unknown)}: use from, to, bucket, team, project, model"
+            )
         first = _date(query.get("from"), "from", today - timedelta(days=29))
         last = _date(query.get("to"), "to", today)
         if last < first:

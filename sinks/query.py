@@ -94,7 +94,9 @@ def prepare_query(client: Client, sql: str, limits: QueryLimits) -> str:
         raise ReadOnlyQueryError("the query is empty: give one SELECT statement")
     try:
         result = client.query(
-            _PARSE_SQL, parameters={"q": sql}, settings={"readonly": 1, "max_parser_depth": 300, "max_execution_time": 10}
+            _PARSE_SQL,
+            parameters={"q": sql},
+            settings={"readonly": 1, "max_parser_depth": 300, "max_execution_time": 10},
         )
     except Exception as exc:  # the engine's parse says what is wrong
         raise _parse_error(exc) from exc
@@ -154,7 +156,9 @@ def run_named_query(
         )
     except Exception as exc:
         raise ReadOnlyQueryError(_engine_message(exc, limits)) from exc
-    return QueryRows(list(result.column_names), [t.name for t in result.column_types], [tuple(r) for r in result.result_rows])
+    return QueryRows(
+        list(result.column_names), [t.name for t in result.column_types], [tuple(r) for r in result.result_rows]
+    )
 
 
 def _first_line(exc: Exception) -> str:
@@ -238,7 +242,9 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     numeric = []
     for i in range(len(columns)):
         present = [row[i] for row in rows if row[i] is not None]
-        numeric.append(bool(present) and all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in present))
+        numeric.append(
+            bool(present) and all(isinstance(v, (int, float, Decimal)) and not isinstance(v, bool) for v in present)
+        )
     widths = [max([len(name)] + [len(row[i]) for row in cells]) for i, name in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:

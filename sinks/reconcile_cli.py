@@ -28,7 +28,9 @@ def reconcile(
         typer.Argument(
             help="The provider's report files (JSON as the API returned it, or CSV): a usage report, "
             "a cost report, or one of each.",
-            exists=True, dir_okay=False, readable=True,
+            exists=True,
+            dir_okay=False,
+            readable=True,
         ),
     ],
     provider: Annotated[
@@ -70,7 +72,9 @@ def reconcile(
 
     if provider is not None and provider not in PROVIDERS:
         raise fail(f"--provider {provider!r}: use one of {', '.join(PROVIDERS)}", code=2)
-    limits = Tolerance(relative=_fraction(tolerance, "--tolerance"), min_usd=_fraction(min_usd, "--min-usd", percent=False))
+    limits = Tolerance(
+        relative=_fraction(tolerance, "--tolerance"), min_usd=_fraction(min_usd, "--min-usd", percent=False)
+    )
     settings = settings_from(ctx)
     try:
         reports = [read_report(str(path), path.read_text(encoding="utf-8"), provider) for path in files]
@@ -78,7 +82,9 @@ def reconcile(
         if ignore_scope:
             report = without_scope(report)
         if not report.lines:
-            raise fail("the report holds no line with a model: group it by model (usage) or line item / description (cost)")
+            raise fail(
+                "the report holds no line with a model: group it by model (usage) or line item / description (cost)"
+            )
         days = [key.day for key in report.lines]
         dsn = settings.effective_clickhouse_dsn
         refuse_when_held(dsn, "reconcile")
@@ -88,7 +94,9 @@ def reconcile(
             ours = our_lines(client, report.provider, min(days), max(days), by_scope=bool(report.scope_kind))
             result = match(report, ours, limits)
             run_id = f"c{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-            store_reconciliation(client, result_rows(run_id, datetime.now(UTC), [str(f) for f in files], result, limits))
+            store_reconciliation(
+                client, result_rows(run_id, datetime.now(UTC), [str(f) for f in files], result, limits)
+            )
         finally:
             client.close()
     except (MeterlineError, UnicodeDecodeError, OSError) as exc:
@@ -120,7 +128,9 @@ def print_reconciliation(console: Console, result: Reconciliation, *, show_match
     """The lines that did not match (all with show_matched), then the counts per status."""
     from rich.table import Table
 
-    table = Table("day", "model", "scope", "status", "figure", "meterline", "provider", title=f"reconcile {result.provider}")
+    table = Table(
+        "day", "model", "scope", "status", "figure", "meterline", "provider", title=f"reconcile {result.provider}"
+    )
     for line in result.lines:
         if line.status == "matched" and not show_matched:
             continue
@@ -128,19 +138,27 @@ def print_reconciliation(console: Console, result: Reconciliation, *, show_match
         for index, name in enumerate(names):
             first = index == 0
             table.add_row(
-                str(line.key.day) if first else "", line.key.model if first else "", line.key.scope if first else "",
-                line.status if first else "", name, _text(getattr(line.ours, name)), _text(getattr(line.theirs, name)),
-            )  # fmt: skip
+                str(line.key.day) if first else "",
+                line.key.model if first else "",
+                line.key.scope if first else "",
+                line.status if first else "",
+                name,
+                _text(getattr(line.ours, name)),
+                _text(getattr(line.theirs, name)),
+            )
     if table.row_count:
         console.print(table)
-    counts = ", ".join(f"{result.count(status)} {status.replace('_', ' ')}" for status in
-                       ("matched", "over_tolerance", "missing_ours", "missing_provider"))  # fmt: skip
+    counts = ", ".join(
+        f"{result.count(status)} {status.replace('_', ' ')}"
+        for status in ("matched", "over_tolerance", "missing_ours", "missing_provider")
+    )
     console.print(f"{len(result.lines)} lines: {counts}", highlight=False, soft_wrap=True)
     if result.unattributed_cost_usd:
         console.print(
             f"{result.unattributed_cost_usd:f} USD of the provider's cost names no model (not compared)",
-            highlight=False, soft_wrap=True,
-        )  # fmt: skip
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _summary_figures(line: LineResult) -> tuple[str, ...]:

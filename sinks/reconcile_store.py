@@ -15,14 +15,25 @@ if TYPE_CHECKING:
 
 RECONCILIATIONS = "reconciliations"
 RECONCILIATION_COLUMNS: tuple[str, ...] = (
-    "run_id", "reconciled_at", "provider", "source_files", "scope_kind", "day", "model", "scope", "status",
-    "differing", "tolerance",
+    "run_id",
+    "reconciled_at",
+    "provider",
+    "source_files",
+    "scope_kind",
+    "day",
+    "model",
+    "scope",
+    "status",
+    "differing",
+    "tolerance",
     *(f"our_{name}" for name in MEASURES),
     *(f"provider_{name}" for name in MEASURES),
-)  # fmt: skip
+)
 
 
-def our_lines(client: Client, provider: str, first_day: date, last_day: date, *, by_scope: bool) -> dict[LineKey, Measures]:
+def our_lines(
+    client: Client, provider: str, first_day: date, last_day: date, *, by_scope: bool
+) -> dict[LineKey, Measures]:
     """meterline's totals per UTC day x model (x project as the scope) for a provider's days.
 
     Cache hits are left out: the provider was never called for them."""
@@ -39,14 +50,20 @@ def our_lines(client: Client, provider: str, first_day: date, last_day: date, *,
     )
     return {
         LineKey(row[0], str(row[1]), str(row[2])): Measures(
-            input_tokens=int(row[3]), cache_read_tokens=int(row[4]), cache_write_tokens=int(row[5]),
-            output_tokens=int(row[6]), requests=int(row[7]), cost_usd=row[8],
-        )  # fmt: skip
+            input_tokens=int(row[3]),
+            cache_read_tokens=int(row[4]),
+            cache_write_tokens=int(row[5]),
+            output_tokens=int(row[6]),
+            requests=int(row[7]),
+            cost_usd=row[8],
+        )
         for row in result.result_rows
     }
 
 
-def result_rows(run_id: str, at: datetime, files: list[str], reconciliation: Reconciliation, tolerance: Tolerance) -> list[list[Any]]:
+def result_rows(
+    run_id: str, at: datetime, files: list[str], reconciliation: Reconciliation, tolerance: Tolerance
+) -> list[list[Any]]:
     """The reconciliations rows of one run, in RECONCILIATION_COLUMNS order (pure)."""
 
     def figures(measures: Measures) -> list[Any]:
@@ -56,10 +73,20 @@ def result_rows(run_id: str, at: datetime, files: list[str], reconciliation: Rec
 
     return [
         [
-            run_id, at, reconciliation.provider, ",".join(files), reconciliation.scope_kind, line.key.day,
-            line.key.model, line.key.scope, line.status, list(line.differing), money(tolerance.relative),
-            *figures(line.ours), *figures(line.theirs),
-        ]  # fmt: skip
+            run_id,
+            at,
+            reconciliation.provider,
+            ",".join(files),
+            reconciliation.scope_kind,
+            line.key.day,
+            line.key.model,
+            line.key.scope,
+            line.status,
+            list(line.differing),
+            money(tolerance.relative),
+            *figures(line.ours),
+            *figures(line.theirs),
+        ]
         for line in reconciliation.lines
     ]
 

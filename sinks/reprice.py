@@ -168,14 +168,22 @@ def run_json(run: RepriceRun) -> dict[str, Any]:
         "scope": {
             "since": scope.since.isoformat(),
             "until": None if scope.until is None else scope.until.isoformat(),
-            "team": scope.team, "model": scope.model, "provider": scope.provider,
-        },  # fmt: skip
+            "team": scope.team,
+            "model": scope.model,
+            "provider": scope.provider,
+        },
         "catalog_fingerprint": run.catalog_fingerprint,
         "groups": [
-            {"team": team, "model": model, "events": g.events, "changed": g.changed,
-             "old_cost_usd": f"{g.old_cost_usd:f}", "new_cost_usd": f"{g.new_cost_usd:f}"}
+            {
+                "team": team,
+                "model": model,
+                "events": g.events,
+                "changed": g.changed,
+                "old_cost_usd": f"{g.old_cost_usd:f}",
+                "new_cost_usd": f"{g.new_cost_usd:f}",
+            }
             for team, model, g in run.tally.lines()
-        ],  # fmt: skip
+        ],
         "newly_priced": run.tally.newly_priced,
         "newly_unpriced": run.tally.newly_unpriced,
         "started_at": run.started_at.isoformat(),
@@ -198,8 +206,10 @@ def run_from_json(data: dict[str, Any]) -> RepriceRun:
         scope=RepriceScope(
             since=datetime.fromisoformat(scope["since"]),
             until=None if scope["until"] is None else datetime.fromisoformat(scope["until"]),
-            team=scope["team"], model=scope["model"], provider=scope["provider"],
-        ),  # fmt: skip
+            team=scope["team"],
+            model=scope["model"],
+            provider=scope["provider"],
+        ),
         catalog_fingerprint=data["catalog_fingerprint"],
         tally=tally,
         started_at=datetime.fromisoformat(data["started_at"]),
@@ -286,7 +296,9 @@ def _insert_repriced(client: Client, run_id: str, rows: list[dict[str, Any]]) ->
         for name in MONEY_FIELDS:
             row[name] = money(row[name])
     settings = {**INSERT_SETTINGS, "insert_deduplication_token": page_token(run_id, rows)}
-    client.insert(USAGE_EVENTS, [[row[name] for name in columns] for row in rows], column_names=columns, settings=settings)
+    client.insert(
+        USAGE_EVENTS, [[row[name] for name in columns] for row in rows], column_names=columns, settings=settings
+    )
 
 
 def sync_unpriced_events(client: Client, scope: RepriceScope) -> None:

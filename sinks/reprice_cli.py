@@ -21,13 +21,17 @@ def register(app: typer.Typer) -> None:
 
 def reprice(
     ctx: typer.Context,
-    since: Annotated[str, typer.Option("--since", help="First day (or ISO time, UTC unless it says) of occurred_at to re-price.")],
+    since: Annotated[
+        str, typer.Option("--since", help="First day (or ISO time, UTC unless it says) of occurred_at to re-price.")
+    ],
     until: Annotated[
         Optional[str], typer.Option("--until", help="Re-price events before this day or time (default: no end).")
     ] = None,
     team: Annotated[Optional[str], typer.Option("--team", help="Only this team's events.")] = None,
     model: Annotated[Optional[str], typer.Option("--model", help="Only events of this model (as stored).")] = None,
-    provider: Annotated[Optional[str], typer.Option("--provider", help="Only events of this provider (as stored).")] = None,
+    provider: Annotated[
+        Optional[str], typer.Option("--provider", help="Only events of this provider (as stored).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would change; write nothing.")] = False,
     budgets: Annotated[
         bool,
@@ -100,9 +104,14 @@ def _run(settings: Settings, catalog: PriceCatalog, scope: RepriceScope, *, appl
         ) as progress:
             task = progress.add_task("events", total=total)
             return execute_reprice(
-                settings, client, catalog, scope, apply=apply, budgets=budgets,
+                settings,
+                client,
+                catalog,
+                scope,
+                apply=apply,
+                budgets=budgets,
                 on_progress=lambda done: progress.advance(task, done),
-            )  # fmt: skip
+            )
     finally:
         client.close()
 
@@ -113,35 +122,52 @@ def print_run(console: Console, run: RepriceRun) -> None:
 
     from meterline.pricing.cli import decimal_text
 
-    table = Table("team", "model", "events", "changed", "old USD", "new USD", "delta USD", title=f"reprice {run.scope.describe()}")
+    table = Table(
+        "team", "model", "events", "changed", "old USD", "new USD", "delta USD", title=f"reprice {run.scope.describe()}"
+    )
     for team, model, group in run.tally.lines():
         table.add_row(
-            team, model, f"{group.events:,}", f"{group.changed:,}",
-            decimal_text(group.old_cost_usd), decimal_text(group.new_cost_usd), decimal_text(group.delta_usd),
-        )  # fmt: skip
+            team,
+            model,
+            f"{group.events:,}",
+            f"{group.changed:,}",
+            decimal_text(group.old_cost_usd),
+            decimal_text(group.new_cost_usd),
+            decimal_text(group.delta_usd),
+        )
     total = run.tally.total()
     table.add_row(
-        "total", "", f"{total.events:,}", f"{total.changed:,}",
-        decimal_text(total.old_cost_usd), decimal_text(total.new_cost_usd), decimal_text(total.delta_usd),
+        "total",
+        "",
+        f"{total.events:,}",
+        f"{total.changed:,}",
+        decimal_text(total.old_cost_usd),
+        decimal_text(total.new_cost_usd),
+        decimal_text(total.delta_usd),
         style="bold",
-    )  # fmt: skip
+    )
     console.print(table)
     console.print(
         f"{run.tally.newly_priced:,} events got their first price, {run.tally.newly_unpriced:,} lost theirs",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
     if run.corrections_sent:
         console.print(
             f"{run.corrections_sent:,} budget corrections sent to the stream for current periods",
-            highlight=False, soft_wrap=True,
-        )  # fmt: skip
+            highlight=False,
+            soft_wrap=True,
+        )
     if not run.applied:
         console.print("dry run: nothing written (run without --dry-run to apply)", highlight=False, soft_wrap=True)
     elif total.changed == 0:
-        console.print(f"run {run.run_id}: every event already had this price; nothing changed", highlight=False, soft_wrap=True)
+        console.print(
+            f"run {run.run_id}: every event already had this price; nothing changed", highlight=False, soft_wrap=True
+        )
     else:
         console.print(
             f"run {run.run_id} applied: {total.changed:,} events re-priced (catalog {run.catalog_fingerprint[:12]}); "
             "see reprice_runs",
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )

@@ -59,9 +59,15 @@ def execute_reprice(
             corrections = BudgetCorrections(horizons, publisher.send)
     try:
         return run_reprice(
-            client, catalog, scope, run_id=new_run_id(), catalog_fingerprint=fingerprint_of(settings),
-            apply=apply, on_progress=on_progress, budgets=corrections,
-        )  # fmt: skip
+            client,
+            catalog,
+            scope,
+            run_id=new_run_id(),
+            catalog_fingerprint=fingerprint_of(settings),
+            apply=apply,
+            on_progress=on_progress,
+            budgets=corrections,
+        )
     finally:
         if publisher is not None:
             publisher.close()

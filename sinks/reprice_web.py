@@ -48,7 +48,9 @@ class RepriceRequest(BaseModel):
     budgets: bool = True
 
     def scope(self) -> RepriceScope:
-        return RepriceScope(since=self.since, until=self.until, team=self.team, model=self.model, provider=self.provider)
+        return RepriceScope(
+            since=self.since, until=self.until, team=self.team, model=self.model, provider=self.provider
+        )
 
 
 def request_json(scope: RepriceScope, *, apply: bool, budgets: bool) -> dict[str, Any]:
@@ -56,9 +58,12 @@ def request_json(scope: RepriceScope, *, apply: bool, budgets: bool) -> dict[str
     return {
         "since": scope.since.isoformat(),
         "until": None if scope.until is None else scope.until.isoformat(),
-        "team": scope.team, "model": scope.model, "provider": scope.provider,
-        "apply": apply, "budgets": budgets,
-    }  # fmt: skip
+        "team": scope.team,
+        "model": scope.model,
+        "provider": scope.provider,
+        "apply": apply,
+        "budgets": budgets,
+    }
 
 
 class RepriceService:

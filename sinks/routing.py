@@ -141,7 +141,9 @@ def run_named(settings: Settings, name: str, flt: DashboardFilter) -> list[dict[
         result = run_named_query(client, name, flt.parameters(), limits_of(settings.sql))
     finally:
         client.close()
-    return [{column: json_value(value) for column, value in zip(result.columns, row, strict=True)} for row in result.rows]
+    return [
+        {column: json_value(value) for column, value in zip(result.columns, row, strict=True)} for row in result.rows
+    ]
 
 
 def run_sql(settings: Settings, sql: str, fmt: str) -> tuple[str, bytes, Via]:

@@ -66,9 +66,7 @@ STALL_S = 30.0
 STALL_CHECK_S = 5.0
 
 
-def await_topic_metadata(
-    consumer: KafkaConsumer, topics: Any, timeout_s: float, stop: threading.Event
-) -> list[str]:
+def await_topic_metadata(consumer: KafkaConsumer, topics: Any, timeout_s: float, stop: threading.Event) -> list[str]:
     """Wait (bounded) until the consumer's metadata lists partitions of every topic; return
     the topics still unknown. A consumer joining its group just after the worker created
     the topics was once assigned none of their partitions ("No partition metadata") and did
@@ -193,11 +191,15 @@ class SinkRunner:
                     wait = min(wait, idle_s)  # a poll that stays empty this long: the burst is in
             else:
                 wait = self.settings.sink.batch_seconds
-            polled = consumer.poll(timeout_ms=max(1, int(min(wait, 0.5) * 1000)), max_records=self.settings.sink.batch_rows)
+            polled = consumer.poll(
+                timeout_ms=max(1, int(min(wait, 0.5) * 1000)), max_records=self.settings.sink.batch_rows
+            )
             for records in polled.values():
                 for record in records:
                     self._buffer.add(
-                        SourceRecord(record.topic, record.partition, record.offset, record.key, record.value, record.timestamp)
+                        SourceRecord(
+                            record.topic, record.partition, record.offset, record.key, record.value, record.timestamp
+                        )
                     )
                     self.stats["records_consumed"] += 1
             if self._buffer.due(self._positions(), idle=bool(idle_s) and not polled):
@@ -233,8 +235,10 @@ class SinkRunner:
         held = len(self._buffer)
         log.warning(
             "the sink's Kafka consumer took nothing for %.0f s while its partitions have records to read "
-            "(kafka-python stopped fetching them); reopening it", STALL_S, extra={"held_records": held},
-        )  # fmt: skip
+            "(kafka-python stopped fetching them); reopening it",
+            STALL_S,
+            extra={"held_records": held},
+        )
         self.stats["consumer_reopens"] += 1
         self._buffer.reassign([], self._owned)
         self._owned = set()
@@ -295,7 +299,9 @@ class SinkRunner:
         offsets: dict[Any, Any] = {}
         for batch in batches:
             tp = KafkaTopicPartition(batch.range.topic, batch.range.partition)
-            offsets[tp] = OffsetAndMetadata(max(batch.range.last + 1, offsets.get(tp, OffsetAndMetadata(0, "", -1)).offset), "", -1)
+            offsets[tp] = OffsetAndMetadata(
+                max(batch.range.last + 1, offsets.get(tp, OffsetAndMetadata(0, "", -1)).offset), "", -1
+            )
         # 3. Commit the offsets after the rows are in ClickHouse.
         try:
             consumer.commit(offsets)
@@ -345,7 +351,9 @@ class SinkRunner:
         except Exception as exc:  # engine/server unavailable: retry
             raise TransientWriteError(None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
         try:
-            apply_migrations(client, ttl_days=self.settings.sink.ttl_days, cluster=self.settings.sink.clickhouse_cluster)
+            apply_migrations(
+                client, ttl_days=self.settings.sink.ttl_days, cluster=self.settings.sink.clickhouse_cluster
+            )
         except Exception as exc:
             client.close()
             raise TransientWriteError(None, f"migrations: {str(exc).splitlines()[0]}") from exc

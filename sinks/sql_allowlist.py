@@ -320,7 +320,20 @@ TABLE_FUNCTIONS: frozenset[str] = frozenset(
 """Table functions that generate rows in memory (`view` wraps a subquery checked like any other)."""
 
 AGGREGATE_COMBINATORS: tuple[str, ...] = (
-    "SimpleState", "OrDefault", "Distinct", "Resample", "ForEach", "ArgMax", "ArgMin", "OrNull",
-    "Tuple", "Merge", "State", "Array", "Null", "Map", "If",
+    "SimpleState",
+    "OrDefault",
+    "Distinct",
+    "Resample",
+    "ForEach",
+    "ArgMax",
+    "ArgMin",
+    "OrNull",
+    "Tuple",
+    "Merge",
+    "State",
+    "Array",
+    "Null",
+    "Map",
+    "If",
 )
 """Suffixes that turn an aggregate into another (`sumIf`, `uniqMerge`); checked on the base name."""

@@ -25,21 +25,50 @@ from meterline.sinks.errors import ReadOnlyQueryError
 from meterline.sinks.sql_allowlist import AGGREGATE_COMBINATORS, CASE_INSENSITIVE, FUNCTIONS, TABLE_FUNCTIONS
 
 STATEMENTS = ("SELECT", "WITH", "SHOW TABLES", "EXPLAIN")
-SYSTEM_TABLES = frozenset({"one", "tables", "columns", "functions", "table_functions", "data_type_families", "numbers", "zeros"})
+SYSTEM_TABLES = frozenset(
+    {"one", "tables", "columns", "functions", "table_functions", "data_type_families", "numbers", "zeros"}
+)
 """Read-only introspection that says nothing about the host or other databases' data."""
-EXPLAIN_KINDS = frozenset({"EXPLAIN", "EXPLAIN AST", "EXPLAIN SYNTAX", "EXPLAIN PIPELINE", "EXPLAIN ESTIMATE", "EXPLAIN QUERY TREE"})
+EXPLAIN_KINDS = frozenset(
+    {"EXPLAIN", "EXPLAIN AST", "EXPLAIN SYNTAX", "EXPLAIN PIPELINE", "EXPLAIN ESTIMATE", "EXPLAIN QUERY TREE"}
+)
 NODE_TYPES = frozenset(
     {
-        "SelectWithUnionQuery", "SelectIntersectExceptQuery", "SelectQuery", "ExpressionList", "Identifier",
-        "Function", "Literal", "Asterisk", "QualifiedAsterisk", "ColumnsRegexpMatcher", "ColumnsListMatcher",
-        "QualifiedColumnsRegexpMatcher", "QualifiedColumnsListMatcher", "ColumnsTransformerList",
-        "ColumnsExceptTransformer", "ColumnsReplaceTransformer", "ColumnsReplaceTransformerReplacement",
-        "ColumnsApplyTransformer", "TablesInSelectQuery", "TablesInSelectQueryElement", "TableExpression",
-        "TableIdentifier", "TableJoin", "ArrayJoin", "Subquery", "WithElement", "OrderByElement",
-        "WindowDefinition", "WindowListElement", "SampleRatio", "InterpolateElement", "ShowTablesQuery",
+        "SelectWithUnionQuery",
+        "SelectIntersectExceptQuery",
+        "SelectQuery",
+        "ExpressionList",
+        "Identifier",
+        "Function",
+        "Literal",
+        "Asterisk",
+        "QualifiedAsterisk",
+        "ColumnsRegexpMatcher",
+        "ColumnsListMatcher",
+        "QualifiedColumnsRegexpMatcher",
+        "QualifiedColumnsListMatcher",
+        "ColumnsTransformerList",
+        "ColumnsExceptTransformer",
+        "ColumnsReplaceTransformer",
+        "ColumnsReplaceTransformerReplacement",
+        "ColumnsApplyTransformer",
+        "TablesInSelectQuery",
+        "TablesInSelectQueryElement",
+        "TableExpression",
+        "TableIdentifier",
+        "TableJoin",
+        "ArrayJoin",
+        "Subquery",
+        "WithElement",
+        "OrderByElement",
+        "WindowDefinition",
+        "WindowListElement",
+        "SampleRatio",
+        "InterpolateElement",
+        "ShowTablesQuery",
         "ExplainQuery",
     }
-)  # fmt: skip
+)
 """The syntax a reading query is made of; any other node (a new engine's, a DDL's) is refused."""
 IN_FUNCTIONS = frozenset(
     {"in", "notIn", "globalIn", "globalNotIn", "nullIn", "notNullIn", "globalNullIn", "globalNotNullIn"}
@@ -47,12 +76,26 @@ IN_FUNCTIONS = frozenset(
 """`x IN name` reads the table `name` when no alias of that name exists."""
 _SHOW_TABLES_KEYS = frozenset({"type", "like", "not_like", "case_insensitive_like", "from", "limit_length"})
 _STATEMENT_KEYWORDS = {
-    "InsertQuery": "INSERT", "CreateQuery": "CREATE", "DropQuery": "DROP", "AlterQuery": "ALTER",
-    "SystemQuery": "SYSTEM", "KillQueryQuery": "KILL", "OptimizeQuery": "OPTIMIZE", "SetQuery": "SET",
-    "DeleteQuery": "DELETE", "UpdateQuery": "UPDATE", "RenameQuery": "RENAME", "UseQuery": "USE",
-    "GrantQuery": "GRANT", "CheckQuery": "CHECK", "WatchQuery": "WATCH", "UndropQuery": "UNDROP",
-    "TransactionControl": "BEGIN/COMMIT", "BackupQuery": "BACKUP", "ShowProcesslistQuery": "SHOW PROCESSLIST",
-}  # fmt: skip
+    "InsertQuery": "INSERT",
+    "CreateQuery": "CREATE",
+    "DropQuery": "DROP",
+    "AlterQuery": "ALTER",
+    "SystemQuery": "SYSTEM",
+    "KillQueryQuery": "KILL",
+    "OptimizeQuery": "OPTIMIZE",
+    "SetQuery": "SET",
+    "DeleteQuery": "DELETE",
+    "UpdateQuery": "UPDATE",
+    "RenameQuery": "RENAME",
+    "UseQuery": "USE",
+    "GrantQuery": "GRANT",
+    "CheckQuery": "CHECK",
+    "WatchQuery": "WATCH",
+    "UndropQuery": "UNDROP",
+    "TransactionControl": "BEGIN/COMMIT",
+    "BackupQuery": "BACKUP",
+    "ShowProcesslistQuery": "SHOW PROCESSLIST",
+}
 MAX_NODES = 20_000
 
 
@@ -141,13 +184,17 @@ def _walk(tree: Mapping[str, Any]) -> Iterator[tuple[Mapping[str, Any], str]]:
 def _check_node(node: Mapping[str, Any], role: str, database: CostDatabase, ctes: set[str], aliases: set[str]) -> None:
     kind = str(node.get("type"))
     if kind == "SetQuery":
-        raise SqlRefusedError("settings inside the query are refused: /sql runs with fixed limits (readonly, time, memory, rows)")
+        raise SqlRefusedError(
+            "settings inside the query are refused: /sql runs with fixed limits (readonly, time, memory, rows)"
+        )
     if kind == "QueryParameter":
         raise SqlRefusedError("query parameters ({name:Type}) are not supported by /sql: write the value in the query")
     if kind not in NODE_TYPES:
         raise SqlRefusedError(f"`{kind}` is not allowed in /sql queries (only reading SELECT syntax is)")
     if "out_file" in node or node.get("is_into_outfile_with_stdout"):
-        raise SqlRefusedError("INTO OUTFILE is refused: /sql writes no files; save the output of `meterline sql` instead")
+        raise SqlRefusedError(
+            "INTO OUTFILE is refused: /sql writes no files; save the output of `meterline sql` instead"
+        )
     if "format_ast" in node or "format" in node:
         raise SqlRefusedError("drop the FORMAT clause and choose the output with --format table|csv|json")
     if kind == "ShowTablesQuery":
@@ -190,7 +237,11 @@ def _check_function(node: Mapping[str, Any], role: str) -> None:
 
 
 def _check_show_tables(node: Mapping[str, Any], database: CostDatabase) -> None:
-    extra = set(node) - _SHOW_TABLES_KEYS - {k for k in node if k.startswith("is_outfile_") or k == "is_into_outfile_with_stdout"}
+    extra = (
+        set(node)
+        - _SHOW_TABLES_KEYS
+        - {k for k in node if k.startswith("is_outfile_") or k == "is_into_outfile_with_stdout"}
+    )
     if extra:
         raise SqlRefusedError("only SHOW TABLES is allowed among the SHOW statements")
     source = node.get("from")
@@ -213,7 +264,9 @@ def _check_table(parts: list[str], database: CostDatabase, ctes: set[str]) -> No
             f"{shown} is refused: of the system tables /sql reads {', '.join(sorted(SYSTEM_TABLES))} only"
         )
     if len(parts) > 1:
-        raise SqlRefusedError(f"{shown} is refused: /sql reads the cost database ({database.name}) only, no other database")
+        raise SqlRefusedError(
+            f"{shown} is refused: /sql reads the cost database ({database.name}) only, no other database"
+        )
     raise SqlRefusedError(
         f"unknown table {shown}: /sql reads the cost database's tables and views (list them with SHOW TABLES; "
         "run `meterline migrate` if the schema was never created)"

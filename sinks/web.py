@@ -81,7 +81,9 @@ class SqlService:
 
     def named(self, name: str, parameters: dict[str, object]) -> QueryRows:
         """Run one of the named queries (sinks/named_queries.py) in this thread."""
-        return self.call(lambda client, query_id: run_named_query(client, name, parameters, self.limits, query_id=query_id))
+        return self.call(
+            lambda client, query_id: run_named_query(client, name, parameters, self.limits, query_id=query_id)
+        )
 
     def call(self, work: Callable[[Client, str], T]) -> T:
         """Run `work(client, query_id)` on an idle client; its query can be cancelled by id."""
@@ -121,7 +123,9 @@ class SqlService:
             self._control = self._factory()
         for query_id in running:  # a hex uuid: safe in the pattern
             try:
-                self._control.command(f"KILL QUERY WHERE query LIKE '%{QUERY_TAG} {query_id}%' AND query NOT LIKE 'KILL%' ASYNC")
+                self._control.command(
+                    f"KILL QUERY WHERE query LIKE '%{QUERY_TAG} {query_id}%' AND query NOT LIKE 'KILL%' ASYNC"
+                )
             except Exception:  # it ends at max_execution_time anyway
                 log.warning("could not cancel a running /sql query", exc_info=True)
         return len(running)
@@ -166,6 +170,7 @@ def make_sql_handler(client_factory: Callable[[], Client], settings: SqlSettings
             sql, fmt = request.query.get("q", ""), request.query.get("format", "table")
         else:
             return error_response(405, "use GET /sql?q=... or POST /sql with JSON")
+
         async def answer() -> web.Response:
             content_type, body = await service.run(sql, fmt)
             return web.Response(body=body, headers={"Content-Type": content_type})
@@ -197,7 +202,9 @@ async def answer_in_slot(service: SqlService, answer: Callable[[], Awaitable[web
         service.release()
 
 
-def mount_sql(app: web.Application, client_factory: Callable[[], Client], settings: SqlSettings | None = None) -> SqlService:
+def mount_sql(
+    app: web.Application, client_factory: Callable[[], Client], settings: SqlSettings | None = None
+) -> SqlService:
     """Route /sql on `app`, and cancel its running queries when the app shuts down."""
     handler = make_sql_handler(client_factory, settings)
     app.router.add_route("*", "/sql", handler)

@@ -140,12 +140,18 @@ def _columns(batch: InsertBatch) -> list[tuple[Any, ...]]:
 
 _MAP_COLUMNS = frozenset({"tags"})
 _DECIMAL_COLUMNS = frozenset({"percent"})
-_TIME_COLUMNS = frozenset(
-    {"occurred_at", "ingested_at", "period_start", "period_end", "updated_at", "received_at"}
-)
+_TIME_COLUMNS = frozenset({"occurred_at", "ingested_at", "period_start", "period_end", "updated_at", "received_at"})
 _UINT32_COLUMNS = frozenset(
-    {"input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "latency_ms",
-     "line_index", "line_count"}
+    {
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "latency_ms",
+        "line_index",
+        "line_count",
+    }
 )
 _UINT64_COLUMNS = frozenset({"value_size"})
 _STRING_COLUMNS = frozenset({"key_b64", "value_sha256"})
@@ -285,8 +291,12 @@ class InsertPipeline:
         """Write `batch`, refused for its data, in pieces (sinks.refusals.halves), then the
         dead letters of the rows refused alone as one dlq_events insert."""
         self.refused_inserts += 1
-        log.warning("ClickHouse refused %d rows for %s (%s); writing them in pieces",
-                    len(batch.rows), batch.table, refusal.reason)
+        log.warning(
+            "ClickHouse refused %d rows for %s (%s); writing them in pieces",
+            len(batch.rows),
+            batch.table,
+            refusal.reason,
+        )
         refused: list[RefusedRow] = []
         self._cut(batch, refusal, refused)
         if not refused:
@@ -294,8 +304,13 @@ class InsertPipeline:
         letters = plan_unwritable(batch.dedup_token, refused)
         self.unwritable_rows += len(refused)
         for row in refused:
-            log.warning("ClickHouse can never write %s offset %d to %s (%s); sent to dlq_events",
-                        row.record.topic, row.record.offset, row.table, row.reason)
+            log.warning(
+                "ClickHouse can never write %s offset %d to %s (%s); sent to dlq_events",
+                row.record.topic,
+                row.record.offset,
+                row.table,
+                row.reason,
+            )
         letters_refusal = self._try_insert(letters)
         if letters_refusal is None:
             return
@@ -303,8 +318,12 @@ class InsertPipeline:
         self._cut(letters, letters_refusal, lost)
         for row in lost:
             self.dropped_rows += 1
-            log.error("dlq_events refused the dead letter of %s offset %d too (%s); it is only in this log",
-                      row.record.topic, row.record.offset, row.reason)
+            log.error(
+                "dlq_events refused the dead letter of %s offset %d too (%s); it is only in this log",
+                row.record.topic,
+                row.record.offset,
+                row.reason,
+            )
 
     def _cut(self, batch: InsertBatch, refusal: PermanentWriteError, refused: list[RefusedRow]) -> None:
         """Write the halves of refused `batch`, cutting further where refused; collect the
@@ -346,8 +365,11 @@ class InsertPipeline:
                 error = classify_write_error(write.table, exc)
                 if not isinstance(error, PermanentWriteError):
                     raise error from exc
-                log.warning("ClickHouse refused %d JSON rows (%s); writing them through the exact path",
-                            len(write.records), error.reason)
+                log.warning(
+                    "ClickHouse refused %d JSON rows (%s); writing them through the exact path",
+                    len(write.records),
+                    error.reason,
+                )
             else:
                 self._landed(write)
                 return
@@ -369,31 +391,33 @@ def _first_line(exc: BaseException) -> str:
 # ClickHouse error codes (src/Common/ErrorCodes.cpp) that name the rows' own fault: the same
 # rows are refused again however often they are sent. Any other code, and a failure without
 # one (network, a closed client, a timeout), is transient: retried as it is.
-_DATA_REFUSAL_CODES = frozenset({
-    6,    # CANNOT_PARSE_TEXT
-    15,   # DUPLICATE_COLUMN (a JSON key given twice)
-    25,   # CANNOT_PARSE_ESCAPE_SEQUENCE
-    26,   # CANNOT_PARSE_QUOTED_STRING
-    27,   # CANNOT_PARSE_INPUT_ASSERTION_FAILED
-    38,   # CANNOT_PARSE_DATE
-    41,   # CANNOT_PARSE_DATETIME
-    53,   # TYPE_MISMATCH
-    69,   # ARGUMENT_OUT_OF_BOUND
-    70,   # CANNOT_CONVERT_TYPE
-    72,   # CANNOT_PARSE_NUMBER
-    117,  # INCORRECT_DATA (JSON: an unknown key, null for a required field, ...)
-    128,  # TOO_LARGE_ARRAY_SIZE
-    131,  # TOO_LARGE_STRING_SIZE
-    229,  # QUERY_IS_TOO_LARGE
-    321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
-    349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
-    376,  # CANNOT_PARSE_UUID
-    407,  # DECIMAL_OVERFLOW
-    467,  # CANNOT_PARSE_BOOL
-    469,  # VIOLATED_CONSTRAINT (0006: an occurred_at usage_hourly cannot hold)
-    565,  # TOO_MANY_PARTITIONS
-    632,  # UNEXPECTED_DATA_AFTER_PARSED_VALUE
-})
+_DATA_REFUSAL_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        15,  # DUPLICATE_COLUMN (a JSON key given twice)
+        25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA (JSON: an unknown key, null for a required field, ...)
+        128,  # TOO_LARGE_ARRAY_SIZE
+        131,  # TOO_LARGE_STRING_SIZE
+        229,  # QUERY_IS_TOO_LARGE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        376,  # CANNOT_PARSE_UUID
+        407,  # DECIMAL_OVERFLOW
+        467,  # CANNOT_PARSE_BOOL
+        469,  # VIOLATED_CONSTRAINT (0006: an occurred_at usage_hourly cannot hold)
+        565,  # TOO_MANY_PARTITIONS
+        632,  # UNEXPECTED_DATA_AFTER_PARSED_VALUE
+    }
+)
 _MEMORY_LIMIT_EXCEEDED = 241
 _TOO_MANY_PARTS = 252
 
@@ -464,7 +488,9 @@ def _insert_file(
     try:
         write(path)
         clause = ", ".join(f"{key} = {_sql_literal(value)}" for key, value in settings.items())
-        client.command(f"INSERT INTO {table_name} {columns} FROM INFILE {_sql_literal(path)} SETTINGS {clause} FORMAT {fmt}")
+        client.command(
+            f"INSERT INTO {table_name} {columns} FROM INFILE {_sql_literal(path)} SETTINGS {clause} FORMAT {fmt}"
+        )
     finally:
         os.unlink(path)
 
@@ -479,7 +505,9 @@ def _sql_literal(value: Any) -> str:
     return f"'{escaped}'"
 
 
-def recorded_ranges(client: Client, consumer_group: str, topic: str, partition: int, committed: int) -> list[OffsetRange]:
+def recorded_ranges(
+    client: Client, consumer_group: str, topic: str, partition: int, committed: int
+) -> list[OffsetRange]:
     """Ranges recorded in sink_batches for this partition at or after the committed offset."""
     try:
         result = client.query(

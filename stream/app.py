@@ -58,7 +58,13 @@ def broker_urls(settings: Settings) -> list[str]:
 class StreamApp:
     """The stream worker's faust app and the processor it drives."""
 
-    def __init__(self, settings: Settings, pricer: Pricer | None = None, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pricer: Pricer | None = None,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         import faust
 
         if pricer is None:
@@ -113,7 +119,9 @@ class StreamApp:
             partitions=partitions,
         )
         # bytes in, bytes out: the changelog carries exactly what the processor wrote.
-        self.tables = {name: self.app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions) for name in TABLES}
+        self.tables = {
+            name: self.app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions) for name in TABLES
+        }
         self.health_checks: list[HealthCheck] = []
         self.started_at = time.monotonic()
         self.batches_failed = 0
@@ -138,7 +146,9 @@ class StreamApp:
         tabledir = Path(self.app.conf.tabledir)
         if tabledir.exists():
             shutil.rmtree(tabledir)
-            log.info("local RocksDB tables discarded; recovering them from the changelogs", extra={"path": str(tabledir)})
+            log.info(
+                "local RocksDB tables discarded; recovering them from the changelogs", extra={"path": str(tabledir)}
+            )
 
     # -- the agent ---------------------------------------------------------------------------
     async def _agent(self, stream: Any) -> None:
@@ -173,15 +183,26 @@ class StreamApp:
         self.failing_batches += 1
         not_aborted = await faust_fence.abort(self.app, self._transactional_ids(events))
         attempts = self.settings.stream.batch_attempts
-        where = {"events": len(events), "not_aborted": not_aborted, "failure": self.failing_batches, "attempts": attempts}
+        where = {
+            "events": len(events),
+            "not_aborted": not_aborted,
+            "failure": self.failing_batches,
+            "attempts": attempts,
+        }
         if self.failing_batches >= attempts:
-            log.critical("a batch failed %d times in a row; stopping the worker (nothing of it committed)", attempts,
-                         exc_info=exc, extra=where)
+            log.critical(
+                "a batch failed %d times in a row; stopping the worker (nothing of it committed)",
+                attempts,
+                exc_info=exc,
+                extra=where,
+            )
             self.fatal = exc
             await self.app.crash(exc)
             os.kill(os.getpid(), signal.SIGTERM)  # faust's worker stops on it; the exit code is 1
             return
-        log.error("a batch failed and was aborted; reading it again from the committed offsets", exc_info=exc, extra=where)
+        log.error(
+            "a batch failed and was aborted; reading it again from the committed offsets", exc_info=exc, extra=where
+        )
         # The book and dedup index may hold the batch's effects: rebuild them before the retry.
         self._restored = False
         committed = faust_fence.committed_offsets(self.app)
@@ -219,9 +240,14 @@ class StreamApp:
             return []
         records = [
             Record(
-                e.message.topic, e.message.partition, e.message.offset, e.message.timestamp, e.message.key,
-                e.message.value, record_headers(e.message.headers),
-            )  # fmt: skip
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                e.message.timestamp,
+                e.message.key,
+                e.message.value,
+                record_headers(e.message.headers),
+            )
             for e in events
         ]
         effects = _TransactionalEffects(self, events)
@@ -287,7 +313,10 @@ class StreamApp:
                     sought.add(hole.partition)
             elif verdict == "committed":
                 self.processor.metrics.counts["holes_committed"] += 1
-                log.info("offsets committed by the partition's previous owner skipped", extra={**where, "committed": committed})
+                log.info(
+                    "offsets committed by the partition's previous owner skipped",
+                    extra={**where, "committed": committed},
+                )
             else:
                 self.processor.metrics.counts["offset_holes"] += 1
                 log.info("offsets without records skipped", extra=where)

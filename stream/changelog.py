@@ -53,9 +53,11 @@ async def read_changelogs(
     tps = [TopicPartition(topic, p) for topic in topics.values() for p in wanted]
     options = {"bootstrap_servers": bootstrap, "group_id": None, "enable_auto_commit": False}
     consumer = AIOKafkaConsumer(
-        **options, auto_offset_reset="earliest", isolation_level="read_committed",
+        **options,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
         max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
-    )  # fmt: skip
+    )
     probe = AIOKafkaConsumer(**options, isolation_level="read_uncommitted")
     await consumer.start()
     await probe.start()
@@ -64,7 +66,9 @@ async def read_changelogs(
         await consumer.seek_to_beginning(*tps)
         deadline = time.monotonic() + timeout
         ends = await _stable_ends(consumer, probe, tps, deadline)
-        log.debug("reading changelogs", extra={"ends": {f"{tp.topic}[{tp.partition}]": end for tp, end in ends.items()}})
+        log.debug(
+            "reading changelogs", extra={"ends": {f"{tp.topic}[{tp.partition}]": end for tp, end in ends.items()}}
+        )
         latest: dict[str, dict[bytes, bytes | None]] = {topic: {} for topic in topics.values()}
         pending = {tp for tp in tps if ends[tp] > 0}
         while pending:
@@ -102,7 +106,9 @@ async def _stable_ends(committed: Any, uncommitted: Any, tps: list[Any], deadlin
         if all(stable[tp] >= high[tp] for tp in tps):
             return dict(stable)
         if time.monotonic() > deadline:
-            behind = ", ".join(f"{tp.topic}[{tp.partition}] {stable[tp]} < {high[tp]}" for tp in tps if stable[tp] < high[tp])
+            behind = ", ".join(
+                f"{tp.topic}[{tp.partition}] {stable[tp]} < {high[tp]}" for tp in tps if stable[tp] < high[tp]
+            )
             raise ChangelogReadError(
                 f"changelogs still hold an open transaction ({behind}); restart the worker, and check "
                 "that no other worker with this topic prefix writes them"

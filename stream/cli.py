@@ -34,7 +34,9 @@ def register(app: typer.Typer) -> None:
                 show_default=False,
             ),
         ] = None,
-        log_level: Annotated[str, typer.Option("--log-level", help="meterline's log level (debug, info, warning).")] = "info",
+        log_level: Annotated[
+            str, typer.Option("--log-level", help="meterline's log level (debug, info, warning).")
+        ] = "info",
     ) -> None:
         """Run the worker: validate, de-duplicate, price and budget usage events, write them to
         ClickHouse and deliver alerts. Serves /healthz, /metrics and /sql on stream.web_host:web_port

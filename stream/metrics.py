@@ -42,17 +42,29 @@ class StreamMetrics:
         for name, doc in COUNTERS.items():
             metric = f"meterline_stream_{name}_total"
             lines += [f"# HELP {metric} {doc}", f"# TYPE {metric} counter", f"{metric} {self.counts[name]}"]
-        lines += ["# HELP meterline_stream_dlq_by_kind_total DLQ messages by error kind.",
-                  "# TYPE meterline_stream_dlq_by_kind_total counter"]
+        lines += [
+            "# HELP meterline_stream_dlq_by_kind_total DLQ messages by error kind.",
+            "# TYPE meterline_stream_dlq_by_kind_total counter",
+        ]
         lines += [f'meterline_stream_dlq_by_kind_total{{kind="{k}"}} {v}' for k, v in sorted(self.dlq_by_kind.items())]
-        lines += ["# HELP meterline_stream_unpriced_by_team_total Unpriced events per team.",
-                  "# TYPE meterline_stream_unpriced_by_team_total counter"]
-        lines += [f'meterline_stream_unpriced_by_team_total{{team="{t}"}} {v}' for t, v in sorted(self.unpriced_by_team.items())]
-        lines += ["# HELP meterline_stream_lag Messages in the usage topic not processed yet, per partition.",
-                  "# TYPE meterline_stream_lag gauge"]
+        lines += [
+            "# HELP meterline_stream_unpriced_by_team_total Unpriced events per team.",
+            "# TYPE meterline_stream_unpriced_by_team_total counter",
+        ]
+        lines += [
+            f'meterline_stream_unpriced_by_team_total{{team="{t}"}} {v}'
+            for t, v in sorted(self.unpriced_by_team.items())
+        ]
+        lines += [
+            "# HELP meterline_stream_lag Messages in the usage topic not processed yet, per partition.",
+            "# TYPE meterline_stream_lag gauge",
+        ]
         lines += [f'meterline_stream_lag{{partition="{p}"}} {v}' for p, v in sorted(self.lag.items())]
-        lines += ["# HELP meterline_stream_dedup_ids Event ids held for de-duplication.",
-                  "# TYPE meterline_stream_dedup_ids gauge", f"meterline_stream_dedup_ids {self.dedup_ids}"]
+        lines += [
+            "# HELP meterline_stream_dedup_ids Event ids held for de-duplication.",
+            "# TYPE meterline_stream_dedup_ids gauge",
+            f"meterline_stream_dedup_ids {self.dedup_ids}",
+        ]
         for name, value in (extra or {}).items():
             lines += [f"# TYPE {name} gauge", f"{name} {value}"]
         return "\n".join(lines) + "\n"

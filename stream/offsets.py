@@ -92,7 +92,9 @@ def resume_offsets(committed: Mapping[int, int | None], log_start: Mapping[int, 
     began past the log's start on a partition nobody committed yet skipped those records
     unseen (measured on the cluster: usage[1] offsets 0..21 lost, the group later committed
     243)."""
-    return {partition: offset if offset is not None else log_start.get(partition) for partition, offset in committed.items()}
+    return {
+        partition: offset if offset is not None else log_start.get(partition) for partition, offset in committed.items()
+    }
 
 
 HoleVerdict = Literal["empty", "committed", "skipped"]

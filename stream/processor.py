@@ -102,9 +102,15 @@ def check_correction(key: bytes | None, value: bytes | None) -> PriceCorrection 
 def correction_charge(correction: PriceCorrection) -> tuple[Charge, int]:
     """What BudgetBook.apply_corrections takes: a Charge carrying the delta, and the unpriced change."""
     charge = Charge(
-        correction.event_id, correction.team, correction.project, correction.provider, correction.model,
-        correction.occurred_at, correction.delta_usd, correction.unpriced_delta <= 0,
-    )  # fmt: skip
+        correction.event_id,
+        correction.team,
+        correction.project,
+        correction.provider,
+        correction.model,
+        correction.occurred_at,
+        correction.delta_usd,
+        correction.unpriced_delta <= 0,
+    )
     return charge, correction.unpriced_delta
 
 
@@ -164,7 +170,9 @@ class StreamProcessor:
         self.metrics.counts["batches"] += 1
         self.metrics.dedup_ids = len(self.dedup)
 
-    async def _process_partition(self, partition: int, batch: list[Record], effects: Effects, received: datetime) -> None:
+    async def _process_partition(
+        self, partition: int, batch: list[Record], effects: Effects, received: datetime
+    ) -> None:
         counts = self.metrics.counts
         grace = self.settings.stream.grace
         max_bytes = self.settings.stream.max_event_bytes
@@ -183,7 +191,9 @@ class StreamProcessor:
                 for index, value in enumerate(lines):
                     checked_correction = check_correction(record.key, value)
                     if isinstance(checked_correction, Rejection):
-                        await self._dead_letter(checked_correction, record, index, len(lines), value, received, effects, partition)
+                        await self._dead_letter(
+                            checked_correction, record, index, len(lines), value, received, effects, partition
+                        )
                         continue
                     dedup_id = f"correction/{checked_correction.correction_id}"
                     if dedup_id in fresh or dedup_id in self.dedup:
@@ -209,8 +219,16 @@ class StreamProcessor:
                     body = encode_priced_event(event, price, late=late, ingested_at=ingested_at)
                     charge = None
                     if not late:
-                        charge = Charge(event.event_id, event.team, event.project, event.provider, event.model,
-                                        event.occurred_at, price.cost_usd, price.priced)
+                        charge = Charge(
+                            event.event_id,
+                            event.team,
+                            event.project,
+                            event.provider,
+                            event.model,
+                            event.occurred_at,
+                            price.cost_usd,
+                            price.priced,
+                        )
                         self.book.admit(charge)
                 except Exception as exc:  # one event's failure is its dead letter
                     log.warning("an event could not be processed; dead-lettered", exc_info=True)
@@ -256,8 +274,15 @@ class StreamProcessor:
     ) -> None:
         rejection = in_message(rejection, index, count)
         letter = dead_letter(
-            rejection, topic=record.topic, partition=record.partition, offset=record.offset,
-            key=record.key, value=value, received_at=received, line_index=index, line_count=count,
+            rejection,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=value,
+            received_at=received,
+            line_index=index,
+            line_count=count,
         )
         await effects.send(self.topics["usage.dlq"], dlq_key(record.key), letter_bytes(letter), partition)
         self.metrics.counts["dlq"] += 1
@@ -276,4 +301,6 @@ class StreamProcessor:
         for alert in changes.alerts:
             await effects.send(self.topics["alerts"], alert.team.encode(), alert.model_dump_json().encode(), partition)
             self.metrics.counts["alerts"] += 1
-            log.info("alert fired", extra={"alert_id": alert.alert_id, "kind": alert.kind, "spend_usd": str(alert.spend_usd)})
+            log.info(
+                "alert fired", extra={"alert_id": alert.alert_id, "kind": alert.kind, "spend_usd": str(alert.spend_usd)}
+            )

@@ -200,7 +200,11 @@ def make_child_proxy(sidecar: Sidecar, timeout_s: float = 300.0) -> Callable[[An
         try:
             async with ClientSession(timeout=ClientTimeout(total=timeout_s)) as session:
                 async with session.request(
-                    request.method, f"{sidecar.url}{request.rel_url.raw_path}", params=request.query, data=body, headers=headers
+                    request.method,
+                    f"{sidecar.url}{request.rel_url.raw_path}",
+                    params=request.query,
+                    data=body,
+                    headers=headers,
                 ) as answer:
                     payload = await answer.read()
                     forwarded = {"Content-Type": answer.headers.get("Content-Type", "text/plain")}
@@ -216,4 +220,3 @@ def make_child_proxy(sidecar: Sidecar, timeout_s: float = 300.0) -> Callable[[An
             )
 
     return handle
-

@@ -42,7 +42,9 @@ async def records_in_hole(bootstrap: str, topic: str, hole: OffsetHole, *, timeo
         # The position moves past markers and aborted records too, which are never returned.
         while await consumer.position(tp) <= hole.last:
             if time.monotonic() > deadline:
-                raise SourceCheckError(f"{topic}[{hole.partition}] offsets {hole.first}..{hole.last} not read within {timeout:.0f} s")
+                raise SourceCheckError(
+                    f"{topic}[{hole.partition}] offsets {hole.first}..{hole.last} not read within {timeout:.0f} s"
+                )
             batches = await consumer.getmany(tp, timeout_ms=500)
             found += sum(1 for record in batches.get(tp, []) if hole.first <= record.offset <= hole.last)
         return found
@@ -50,14 +52,18 @@ async def records_in_hole(bootstrap: str, topic: str, hole: OffsetHole, *, timeo
         await consumer.stop()
 
 
-async def log_start_offsets(bootstrap: str, topic: str, partitions: Iterable[int], *, timeout: float = CHECK_TIMEOUT_S) -> dict[int, int]:
+async def log_start_offsets(
+    bootstrap: str, topic: str, partitions: Iterable[int], *, timeout: float = CHECK_TIMEOUT_S
+) -> dict[int, int]:
     """The first offset each partition of `topic` holds now (where `earliest` begins)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     wanted = [TopicPartition(topic, partition) for partition in sorted(set(partitions))]
     if not wanted:
         return {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         try:
@@ -69,7 +75,9 @@ async def log_start_offsets(bootstrap: str, topic: str, partitions: Iterable[int
         await consumer.stop()
 
 
-async def committed_offset(bootstrap: str, group: str, topic: str, partition: int, *, timeout: float = CHECK_TIMEOUT_S) -> int | None:
+async def committed_offset(
+    bootstrap: str, group: str, topic: str, partition: int, *, timeout: float = CHECK_TIMEOUT_S
+) -> int | None:
     """The consumer group's committed offset of topic[partition] now (None: nothing committed).
 
     Fetched with a consumer of the group that never joins it (no subscription): the group's
@@ -83,7 +91,9 @@ async def committed_offset(bootstrap: str, group: str, topic: str, partition: in
         try:
             committed = await asyncio.wait_for(consumer.committed(TopicPartition(topic, partition)), timeout)
         except TimeoutError as exc:
-            raise SourceCheckError(f"the committed offset of {topic}[{partition}] not read within {timeout:.0f} s") from exc
+            raise SourceCheckError(
+                f"the committed offset of {topic}[{partition}] not read within {timeout:.0f} s"
+            ) from exc
         return None if committed is None or committed < 0 else int(committed)
     finally:
         await consumer.stop()

@@ -40,12 +40,20 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     isr = {"min.insync.replicas": str(settings.topic_min_insync_replicas)} if replicas > 1 else {}
     partitions = settings.topic_partitions
     specs = [
-        TopicSpec(settings.topic(name), partitions, replicas, {**({"cleanup.policy": "compact"} if name in COMPACTED else {}), **isr})
+        TopicSpec(
+            settings.topic(name),
+            partitions,
+            replicas,
+            {**({"cleanup.policy": "compact"} if name in COMPACTED else {}), **isr},
+        )
         for name in TOPICS
     ]
     # faust's names (faust/tables/base.py, faust/assignor/leader_assignor.py) and configs.
     group = app_id(settings)
-    specs += [TopicSpec(f"{group}-{table}-changelog", partitions, replicas, {"cleanup.policy": "compact", **isr}) for table in TABLES]
+    specs += [
+        TopicSpec(f"{group}-{table}-changelog", partitions, replicas, {"cleanup.policy": "compact", **isr})
+        for table in TABLES
+    ]
     specs.append(TopicSpec(f"{group}-__assignor-__leader", 1, replicas, dict(isr)))
     return specs
 
@@ -55,7 +63,11 @@ def ensure_topics(settings: Settings, timeout_ms: int = 30_000) -> list[str]:
     from kafka.admin import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError, for_code
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","), client_id="meterline-topics", request_timeout_ms=timeout_ms)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        client_id="meterline-topics",
+        request_timeout_ms=timeout_ms,
+    )
     try:
         _warn_if_unreplicated(admin, settings)
         existing = set(admin.list_topics())

@@ -115,8 +115,10 @@ def run_worker(
     sidecar = None
     if split:
         sidecar = Sidecar(settings, log_level, run_child_parts).start()
-    log.info("worker starting", extra={"parts": ",".join(sorted(parts)), "prefix": settings.topic_prefix,
-                                       "processes": 2 if split else 1})
+    log.info(
+        "worker starting",
+        extra={"parts": ",".join(sorted(parts)), "prefix": settings.topic_prefix, "processes": 2 if split else 1},
+    )
     try:
         if "stream" in local:
             return _run_stream(settings, components, log_level, sidecar)
@@ -182,6 +184,7 @@ def _run_stream(settings: Settings, components: list[Component], log_level: str,
 
         mount_dashboard_elsewhere(web_app)
     worker = Worker(stream.app, quiet=True, loglevel="warning", logging_config=None, redirect_stdouts=False)
+
     # faust's own logging setup replaced our handler: put ours back on top.
     def on_setup_root_logger(*_args: Any, **_kwargs: Any) -> None:
         configure_logging(log_level)

@@ -116,9 +116,7 @@ def _no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves non-daemon threads running: a leaked worker hurts 2 cores."""
     before = {t.ident for t in threading.enumerate()}
     yield
-    leaked = [
-        t for t in threading.enumerate() if t.ident not in before and t.is_alive() and not t.daemon
-    ]
+    leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive() and not t.daemon]
     for thread in leaked:
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]

@@ -177,7 +177,13 @@ class BudgetBook:
         cell = self.cells.get(f"{budget.key}|{period.key}") or SpendCell(budget.key, period.key)
         before_unpriced = cell.unpriced
         for charge in batch:
-            cell.add(charge.cost_usd, priced=charge.priced, provider=charge.provider, model=charge.model, occurred_at=charge.occurred_at)
+            cell.add(
+                charge.cost_usd,
+                priced=charge.priced,
+                provider=charge.provider,
+                model=charge.model,
+                occurred_at=charge.occurred_at,
+            )
         self.cells[cell.key] = cell
         changes.cells[cell.key] = cell
         current = self.current.get(budget.key)
@@ -248,12 +254,18 @@ class BudgetBook:
             cell = self.cells[f"{budget.key}|{period.key}"]
             before_unpriced = cell.unpriced
             for charge, unpriced_delta in items:
-                cell.correct(charge.cost_usd, unpriced_delta=unpriced_delta, provider=charge.provider, model=charge.model)
+                cell.correct(
+                    charge.cost_usd, unpriced_delta=unpriced_delta, provider=charge.provider, model=charge.model
+                )
             changes.cells[cell.key] = cell
-            self._judge_calendar(budget, period, cell, [charge for charge, _ in items], before_unpriced, fired_at, changes)
+            self._judge_calendar(
+                budget, period, cell, [charge for charge, _ in items], before_unpriced, fired_at, changes
+            )
         return changes
 
-    def _apply_rolling(self, budget: BudgetConfig, batch: list[Charge], fired_at: datetime, changes: BookChanges) -> None:
+    def _apply_rolling(
+        self, budget: BudgetConfig, batch: list[Charge], fired_at: datetime, changes: BookChanges
+    ) -> None:
         assert budget.window is not None
         minutes = self.rolling[budget.key]
         latest = max([minute_of(c.occurred_at) for c in batch] + list(minutes))
@@ -265,7 +277,13 @@ class BudgetBook:
             if cell is None:
                 cell = minutes[minute] = SpendCell(budget.key, minute_bucket(minute))
                 self.cells[cell.key] = cell
-            cell.add(charge.cost_usd, priced=charge.priced, provider=charge.provider, model=charge.model, occurred_at=charge.occurred_at)
+            cell.add(
+                charge.cost_usd,
+                priced=charge.priced,
+                provider=charge.provider,
+                model=charge.model,
+                occurred_at=charge.occurred_at,
+            )
             changes.cells[cell.key] = cell
         for minute in [m for m in minutes if m < first]:
             gone = minutes.pop(minute)
@@ -297,7 +315,9 @@ class BudgetBook:
         if window.unpriced > 0 and unpriced_arm not in self.fired:
             alert_id = AlertEvent.make_id(budget.team, budget.name, crossing_label, "unpriced", None)
             trigger = next((c.event_id for c in inside if not c.priced), None)
-            self._fire(context, "unpriced", None, unpriced_arm, alert_id, crossing_label, fired_at, changes, trigger=trigger)
+            self._fire(
+                context, "unpriced", None, unpriced_arm, alert_id, crossing_label, fired_at, changes, trigger=trigger
+            )
         changes.states.append(context.state(fired_at))
 
     def _thresholds(

@@ -35,9 +35,13 @@ def correction_id(stored: Mapping[str, Any], new_price_id: str | None, new_cost:
     and cost) and the new price. A run repeating one that stopped half-way sends the same id for
     the same change, and the stream counts it once; a later change of the same event differs."""
     parts = (
-        stored["event_id"], stored.get("reprice_run_id") or "", stored.get("price_id") or "",
-        f"{Decimal(stored['cost_usd']).normalize():f}", new_price_id or "", f"{new_cost.normalize():f}",
-    )  # fmt: skip
+        stored["event_id"],
+        stored.get("reprice_run_id") or "",
+        stored.get("price_id") or "",
+        f"{Decimal(stored['cost_usd']).normalize():f}",
+        new_price_id or "",
+        f"{new_cost.normalize():f}",
+    )
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:32]
 
 

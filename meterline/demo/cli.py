@@ -31,7 +31,9 @@ def demo(
     ctx: typer.Context,
     duration: Annotated[float, typer.Option(help="Seconds of traffic.", min=1)] = 60.0,
     rate: Annotated[float, typer.Option(help="Events per second.", min=1)] = 200.0,
-    teams: Annotated[int, typer.Option(help="Teams (team-01 …), each with a daily and a monthly budget.", min=1, max=99)] = 5,
+    teams: Annotated[
+        int, typer.Option(help="Teams (team-01 …), each with a daily and a monthly budget.", min=1, max=99)
+    ] = 5,
     seed: Annotated[int, typer.Option(help="Seed of the traffic generator.")] = 1,
     keep: Annotated[bool, typer.Option("--keep", help="Leave Kafka, the worker and the mail capture running.")] = False,
     data_dir: DataDirOption = Path(".meterline-demo"),

@@ -73,7 +73,7 @@ def render_config(config: DemoConfig) -> str:
     """The meterline.toml text (read by the worker and by `meterline --config … sql`)."""
     lines = [
         "# Written by `meterline demo`. Limits are sized so that a minute of demo traffic crosses",
-        "# thresholds; query with `meterline --config <this file> sql \"SELECT …\"`.",
+        '# thresholds; query with `meterline --config <this file> sql "SELECT …"`.',
         f"data_dir = {_toml_string(str(config.data_dir))}",
         f"kafka_bootstrap = {_toml_string(config.kafka_bootstrap)}",
         f"topic_prefix = {_toml_string(config.topic_prefix)}",
@@ -106,5 +106,7 @@ def render_config(config: DemoConfig) -> str:
         ]
         if budget.hard_limit:
             lines.append("hard_limit = true")
-        lines.append(f'routes = [{{channel = "console"}}, {{channel = "email", target = {_toml_string(budget.email)}}}]')
+        lines.append(
+            f'routes = [{{channel = "console"}}, {{channel = "email", target = {_toml_string(budget.email)}}}]'
+        )
     return "\n".join(lines) + "\n"

@@ -167,7 +167,9 @@ def start_mailcapture(paths: DemoPaths, port: int) -> subprocess.Popen[bytes]:
     while not port_is_open(port):
         if proc.poll() is not None or time.monotonic() > deadline:
             stop_child(proc)
-            raise DemoError(f"the SMTP capture did not start on 127.0.0.1:{port}; see {paths.mail_log}:\n{tail(paths.mail_log)}")
+            raise DemoError(
+                f"the SMTP capture did not start on 127.0.0.1:{port}; see {paths.mail_log}:\n{tail(paths.mail_log)}"
+            )
         time.sleep(0.1)
     return proc
 
@@ -198,7 +200,9 @@ def start_worker(paths: DemoPaths) -> subprocess.Popen[bytes]:
         )
 
 
-def wait_healthy(proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = WORKER_READY_TIMEOUT_S) -> None:
+def wait_healthy(
+    proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = WORKER_READY_TIMEOUT_S
+) -> None:
     """Wait until the worker's /healthz answers 200; DemoError with its log if it exits or hangs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -213,7 +217,9 @@ def wait_healthy(proc: subprocess.Popen[bytes], url: str, log_path: Path, timeou
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.5)
-    raise DemoError(f"the worker did not become healthy at {url} within {timeout:.0f} s; see {log_path}:\n{tail(log_path)}")
+    raise DemoError(
+        f"the worker did not become healthy at {url} within {timeout:.0f} s; see {log_path}:\n{tail(log_path)}"
+    )
 
 
 def stop_child(proc: subprocess.Popen[bytes] | None, timeout: float = STOP_TIMEOUT_S) -> int | None:

@@ -56,7 +56,9 @@ class DemoReport:
         return json.dumps(asdict(self), indent=2, default=str) + "\n"
 
 
-def read_report(settings: Settings, *, sent: int, distinct_sent: int, mail_dir: Path, traffic: dict[str, Any]) -> DemoReport:
+def read_report(
+    settings: Settings, *, sent: int, distinct_sent: int, mail_dir: Path, traffic: dict[str, Any]
+) -> DemoReport:
     """Query ClickHouse (through the worker) and the mail folder."""
     totals = queries.select(settings, queries.TOTALS)[0]
     budgets = list(latest_per_budget(queries.select(settings, queries.BUDGETS)).values())
@@ -113,8 +115,12 @@ def print_report(report: DemoReport, console: Console) -> None:
         models.add_column(name, justify="left" if name in ("provider", "model") else "right")
     for row in report.per_model:
         models.add_row(
-            row["provider"], row["model"], f"{count(row['requests']):,}", f"{count(row['input_tokens']):,}",
-            f"{count(row['output_tokens']):,}", _usd(row["cost_usd"], 6),
+            row["provider"],
+            row["model"],
+            f"{count(row['requests']):,}",
+            f"{count(row['input_tokens']):,}",
+            f"{count(row['output_tokens']):,}",
+            _usd(row["cost_usd"], 6),
         )
     console.print(models)
 
@@ -123,8 +129,11 @@ def print_report(report: DemoReport, console: Console) -> None:
         savings.add_column(name, justify="left" if name == "team" else "right")
     for row in report.savings:
         savings.add_row(
-            row["team"], f"{count(row['cache_hits']):,}", _usd(row["cache_saving_usd"], 6),
-            f"{count(row['batch_requests']):,}", _usd(row["batch_saving_usd"], 6),
+            row["team"],
+            f"{count(row['cache_hits']):,}",
+            _usd(row["cache_saving_usd"], 6),
+            f"{count(row['batch_requests']):,}",
+            _usd(row["batch_saving_usd"], 6),
         )
     console.print(savings)
 
@@ -134,8 +143,13 @@ def print_report(report: DemoReport, console: Console) -> None:
     for row in report.budgets:
         hard = "yes, EXCEEDED" if row["over_hard_limit"] else ("yes" if row["hard_limit"] else "")
         budgets.add_row(
-            row["team"], row["budget"], row["period"], _usd(row["spend_usd"]), _usd(row["limit_usd"], 2),
-            f"{money(row['percent']):.1f}", hard,
+            row["team"],
+            row["budget"],
+            row["period"],
+            _usd(row["spend_usd"]),
+            _usd(row["limit_usd"], 2),
+            f"{money(row['percent']):.1f}",
+            hard,
         )
     console.print(budgets)
 
@@ -150,9 +164,13 @@ def print_report(report: DemoReport, console: Console) -> None:
         if row["channel"] == "console":
             kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
     if kinds:
-        console.print("alerts by kind: " + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())), highlight=False)
+        console.print(
+            "alerts by kind: " + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())), highlight=False
+        )
     console.print(f"console alert messages printed by the worker: {report.console_alert_lines}", highlight=False)
 
     console.print(f"emails captured: {len(report.emails)} in {report.mail_dir}", highlight=False)
     for captured in report.emails:
-        console.print(f"  {Path(captured.file).name}  to {captured.to}: {captured.subject}", highlight=False, markup=False)
+        console.print(
+            f"  {Path(captured.file).name}  to {captured.to}: {captured.subject}", highlight=False, markup=False
+        )

@@ -127,11 +127,15 @@ class Demo:
                     "point METERLINE_KAFKA_BOOTSTRAP at a broker that answers, or give a free loopback port "
                     "(e.g. METERLINE_KAFKA_BOOTSTRAP=127.0.0.1:19092) and the demo starts a broker there."
                 ) from exc
-            self.console.print(f"kafka: using the broker at {settings.kafka_bootstrap} (Kafka {version})", highlight=False)
+            self.console.print(
+                f"kafka: using the broker at {settings.kafka_bootstrap} (Kafka {version})", highlight=False
+            )
             return
         broker = LocalKafka.from_settings(settings, port)  # data under <data-dir>/kafka, jars in the user's cache
         shutil.rmtree(broker.data_dir, ignore_errors=True)  # a fresh broker for a fresh demo
-        with self.console.status(f"starting Apache Kafka {broker.kafka_version} on {broker.bootstrap} (first time: jars from Maven Central) …"):
+        with self.console.status(
+            f"starting Apache Kafka {broker.kafka_version} on {broker.bootstrap} (first time: jars from Maven Central) …"
+        ):
             broker.start()
         self.broker = broker
         self.state.broker_started, self.state.kafka_port = True, port
@@ -142,12 +146,16 @@ class Demo:
         from meterline.pricing import PriceCatalog
 
         options = self.options
-        draft = TrafficPlan(options.seed, options.teams, datetime.now(UTC), options.rate, int(options.rate * options.duration))
+        draft = TrafficPlan(
+            options.seed, options.teams, datetime.now(UTC), options.rate, int(options.rate * options.duration)
+        )
         catalog = PriceCatalog.load(self.settings.pricing)
         # Price at most PLAN_SAMPLE events and scale: limits need the size of the spend, not every cent.
         sample = min(draft.count, PLAN_SAMPLE)
         scale = Decimal(draft.count) / Decimal(max(sample, 1))
-        spend = {team: amount * scale for team, amount in spend_by_team(islice(draft.events(), sample), catalog).items()}
+        spend = {
+            team: amount * scale for team, amount in spend_by_team(islice(draft.events(), sample), catalog).items()
+        }
         for team in (f"team-{i:02d}" for i in range(1, options.teams + 1)):
             spend.setdefault(team, Decimal(0))
         prefix = f"demo-{datetime.now(UTC):%Y%m%d%H%M%S}-{secrets.token_hex(2)}."
@@ -170,7 +178,10 @@ class Demo:
             stream={"web_host": "127.0.0.1", "web_port": config.web_port},
             alerts={"smtp_host": "127.0.0.1", "smtp_port": config.smtp_port},
         )
-        self.console.print(f"config: {self.paths.config} ({len(config.budgets)} budgets, topic prefix {self.demo_settings.topic_prefix})", highlight=False)
+        self.console.print(
+            f"config: {self.paths.config} ({len(config.budgets)} budgets, topic prefix {self.demo_settings.topic_prefix})",
+            highlight=False,
+        )
         return draft
 
     def _start_services(self) -> None:
@@ -178,12 +189,16 @@ class Demo:
         self.mailcapture = start_mailcapture(self.paths, settings.alerts.smtp_port)
         self.state.mailcapture_pid = self.mailcapture.pid
         self.state.save(self.paths)
-        self.console.print(f"mail: capturing SMTP on 127.0.0.1:{settings.alerts.smtp_port} into {self.paths.mail}", highlight=False)
+        self.console.print(
+            f"mail: capturing SMTP on 127.0.0.1:{settings.alerts.smtp_port} into {self.paths.mail}", highlight=False
+        )
         self.worker = start_worker(self.paths)
         self.state.worker_pid = self.worker.pid
         self.state.save(self.paths)
         url = f"http://{settings.stream.web_host}:{settings.stream.web_port}"
-        with self.console.status(f"starting the worker (stream + ClickHouse sink + alerts), log {self.paths.worker_log} …"):
+        with self.console.status(
+            f"starting the worker (stream + ClickHouse sink + alerts), log {self.paths.worker_log} …"
+        ):
             wait_healthy(self.worker, f"{url}/healthz", self.paths.worker_log)
         self.console.print(f"worker: healthy at {url} (pid {self.worker.pid}); dashboard at {url}/", highlight=False)
 
@@ -215,7 +230,9 @@ class Demo:
         from meterline.producers import UsageProducer
 
         options = self.options
-        plan = TrafficPlan(options.seed, options.teams, datetime.now(UTC), options.rate, int(options.rate * options.duration))
+        plan = TrafficPlan(
+            options.seed, options.teams, datetime.now(UTC), options.rate, int(options.rate * options.duration)
+        )
         stop_polling = threading.Event()
 
         def poll_loop() -> None:
@@ -287,8 +304,16 @@ class Demo:
             time.sleep(0.5)
 
     def _report(self, plan: TrafficPlan, sent: int, distinct: int, tail: ConsoleAlertTail) -> DemoReport:
-        traffic = {"seed": plan.seed, "teams": plan.teams, "start": plan.start.isoformat(), "rate": plan.rate, "count": sent}
-        report = read_report(self._settings(), sent=sent, distinct_sent=distinct, mail_dir=self.paths.mail, traffic=traffic)
+        traffic = {
+            "seed": plan.seed,
+            "teams": plan.teams,
+            "start": plan.start.isoformat(),
+            "rate": plan.rate,
+            "count": sent,
+        }
+        report = read_report(
+            self._settings(), sent=sent, distinct_sent=distinct, mail_dir=self.paths.mail, traffic=traffic
+        )
         report.console_alert_lines = len(tail.poll())
         self.paths.report.write_text(report.to_json())
         print_report(report, self.console)
@@ -313,16 +338,39 @@ class Demo:
         )
         settings = self._settings()
         self.console.print(
-            f"dashboard: http://{settings.stream.web_host}:{settings.stream.web_port}/ (open it in a browser)", highlight=False
+            f"dashboard: http://{settings.stream.web_host}:{settings.stream.web_port}/ (open it in a browser)",
+            highlight=False,
         )
         self.console.print("query it:", highlight=False)
-        self.console.print(f'  meterline --config {config} sql "SELECT team, sum(cost_usd) FROM spend_per_team_day GROUP BY team"', highlight=False, markup=False, soft_wrap=True)
-        self.console.print(f'  meterline --config {config} sql "SELECT * FROM spend_vs_budget"', highlight=False, markup=False, soft_wrap=True)
-        self.console.print(f"  meterline --config {config} report --period {datetime.now(UTC):%Y-%m} --format md", highlight=False, markup=False, soft_wrap=True)
+        self.console.print(
+            f'  meterline --config {config} sql "SELECT team, sum(cost_usd) FROM spend_per_team_day GROUP BY team"',
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        self.console.print(
+            f'  meterline --config {config} sql "SELECT * FROM spend_vs_budget"',
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        self.console.print(
+            f"  meterline --config {config} report --period {datetime.now(UTC):%Y-%m} --format md",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         self.console.print("send more traffic:", highlight=False)
-        self.console.print(f"  meterline --config {config} loadgen --rate 200 --duration 30", highlight=False, markup=False, soft_wrap=True)
+        self.console.print(
+            f"  meterline --config {config} loadgen --rate 200 --duration 30",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         self.console.print("stop everything:", highlight=False)
-        self.console.print(f"  meterline demo stop --data-dir {self.paths.root}", highlight=False, markup=False, soft_wrap=True)
+        self.console.print(
+            f"  meterline demo stop --data-dir {self.paths.root}", highlight=False, markup=False, soft_wrap=True
+        )
 
     # -- the whole run -----------------------------------------------------------------
     def run(self) -> int:
@@ -341,7 +389,9 @@ class Demo:
                     self.print_keep()
                     kept = True
             except KeyboardInterrupt:
-                self.console.print("[yellow]interrupted: stopping the worker, the mail capture and what else the demo started …")
+                self.console.print(
+                    "[yellow]interrupted: stopping the worker, the mail capture and what else the demo started …"
+                )
                 return 130
             finally:
                 if not kept:
@@ -354,7 +404,10 @@ class Demo:
             )
             return 1
         if not kept:
-            self.console.print(f"stopped the worker and the mail capture{' and the broker' if self.broker else ''}; files stay in {self.paths.root}", highlight=False)
+            self.console.print(
+                f"stopped the worker and the mail capture{' and the broker' if self.broker else ''}; files stay in {self.paths.root}",
+                highlight=False,
+            )
         return 0
 
 

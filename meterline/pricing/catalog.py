@@ -145,9 +145,18 @@ class PriceCatalog:
         if cache_hit:
             # The provider was not called: nothing spent, nothing discounted, `cost` saved.
             return make_result(
-                True, None, entry.price_id, entry.source, MONEY_ZERO, MONEY_ZERO, MONEY_ZERO, MONEY_ZERO,
-                MONEY_ZERO, cost, MONEY_ZERO,
-            )  # fmt: skip
+                True,
+                None,
+                entry.price_id,
+                entry.source,
+                MONEY_ZERO,
+                MONEY_ZERO,
+                MONEY_ZERO,
+                MONEY_ZERO,
+                MONEY_ZERO,
+                cost,
+                MONEY_ZERO,
+            )
         return make_result(True, None, entry.price_id, entry.source, i, r, w, o, cost, MONEY_ZERO, batch_saving)
 
     # -- resolution (once per provider, model and UTC day) -------------------------------
@@ -258,9 +267,7 @@ class PriceCatalog:
         for provider_id, infos in models.items():
             # Longest names first, so a snapshot with its own price wins over its base model.
             infos.sort(key=lambda info: len(info.id), reverse=True)
-            self._overrides[provider_id] = gp.Provider(
-                id=provider_id, name=provider_id, api_pattern="^$", models=infos
-            )
+            self._overrides[provider_id] = gp.Provider(id=provider_id, name=provider_id, api_pattern="^$", models=infos)
 
     # -- browsing (CLI) ------------------------------------------------------------------
 

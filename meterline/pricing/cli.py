@@ -23,7 +23,8 @@ prices_app = typer.Typer(
 )
 
 ProviderOption = Annotated[
-    str, typer.Option("--provider", "-p", help="Provider as you write it: openai, anthropic, google, azure, bedrock, ...")
+    str,
+    typer.Option("--provider", "-p", help="Provider as you write it: openai, anthropic, google, azure, bedrock, ..."),
 ]
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model name as your SDK reports it.")]
 InputOption = Annotated[int, typer.Option("--input", min=0, help="Input tokens, cached ones included.")]
@@ -257,8 +258,7 @@ def _rate_text(rate: Decimal | None) -> str:
 def result_json(result: PriceResult) -> dict[str, Any]:
     """A PriceResult as JSON-ready data: money as decimal strings plus a `breakdown`."""
     fields = {
-        name: decimal_text(value) if isinstance(value, Decimal) else value
-        for name, value in result.as_fields().items()
+        name: decimal_text(value) if isinstance(value, Decimal) else value for name, value in result.as_fields().items()
     }
     fields["breakdown"] = {
         "input_usd": decimal_text(result.input_cost_usd),
@@ -361,9 +361,13 @@ def _print_entry_details(entries: list[PriceEntry]) -> None:
     for entry in entries:
         effective = entry.effective_from.isoformat() if entry.effective_from else "its first price"
         typer.echo(f"{entry.price_id}  (source {entry.source})")
-        typer.echo(f"  {entry.provider}/{entry.model}, effective from {effective}"
-                   + (f", {entry.time_window}" if entry.time_window else ""))  # fmt: skip
-        batch_label = entry.batch_rule if entry.batch_from is None else f"{entry.batch_rule} from {entry.batch_from.isoformat()}"
+        typer.echo(
+            f"  {entry.provider}/{entry.model}, effective from {effective}"
+            + (f", {entry.time_window}" if entry.time_window else "")
+        )
+        batch_label = (
+            entry.batch_rule if entry.batch_from is None else f"{entry.batch_rule} from {entry.batch_from.isoformat()}"
+        )
         for label, bands in (("standard", entry.bands), (f"batch ({batch_label})", entry.batch_bands)):
             for band in bands:
                 scope = "" if band.above_input_tokens < 0 else f" above {band.above_input_tokens:,} input tokens"

@@ -155,7 +155,9 @@ def model_price_of(row: PriceRow) -> gp.ModelPrice:
     prices: dict[str, Decimal | gp.TieredPrices] = {}
     for key, (name, stand_in) in _PRICE_FIELDS.items():
         base: Decimal | None = getattr(row, name)
-        steps = [gp.Tier(start=t.above_input_tokens, price=getattr(t, name)) for t in tiers if getattr(t, name) is not None]
+        steps = [
+            gp.Tier(start=t.above_input_tokens, price=getattr(t, name)) for t in tiers if getattr(t, name) is not None
+        ]
         if base is None and not steps:
             continue  # genai-prices then bills these tokens at the stand-in rate
         base = getattr(row, stand_in) if base is None else base

@@ -47,7 +47,11 @@ class RepriceScope:
         parts = [f"since {self.since.isoformat()}"]
         if self.until is not None:
             parts.append(f"until {self.until.isoformat()}")
-        parts += [f"{name} {value}" for name, value in (("team", self.team), ("model", self.model), ("provider", self.provider)) if value]
+        parts += [
+            f"{name} {value}"
+            for name, value in (("team", self.team), ("model", self.model), ("provider", self.provider))
+            if value
+        ]
         return ", ".join(parts)
 
 

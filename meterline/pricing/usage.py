@@ -41,7 +41,11 @@ def check_usage(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int, bool
     except KeyError as exc:
         raise TypeError(f"missing keyword argument {exc.args[0]}") from None
     get = usage.get
-    cache_read, cache_write, reasoning = get("cache_read_tokens", 0), get("cache_write_tokens", 0), get("reasoning_tokens", 0)
+    cache_read, cache_write, reasoning = (
+        get("cache_read_tokens", 0),
+        get("cache_write_tokens", 0),
+        get("reasoning_tokens", 0),
+    )
     if min(input_tokens, output_tokens, cache_read, cache_write, reasoning) < 0:
         raise InvalidUsageError("token counts must not be negative")
     if cache_read + cache_write > input_tokens:
@@ -52,6 +56,11 @@ def check_usage(usage: Mapping[str, Any]) -> tuple[int, int, int, int, int, bool
     if reasoning > output_tokens:
         raise InvalidUsageError("reasoning_tokens must not exceed output_tokens (output includes them)")
     return (
-        input_tokens, output_tokens, cache_read, cache_write, reasoning,
-        get("batch", False), get("cache_hit", False),
-    )  # fmt: skip
+        input_tokens,
+        output_tokens,
+        cache_read,
+        cache_write,
+        reasoning,
+        get("batch", False),
+        get("cache_hit", False),
+    )

@@ -73,7 +73,9 @@ def merge_reports(reports: Sequence[ProviderReport]) -> ProviderReport:
         raise ValueError("no reports to merge")
     providers = {report.provider for report in reports}
     if len(providers) > 1:
-        raise ReportFormatError(f"the files mix providers ({', '.join(sorted(providers))}): reconcile one provider at a time")
+        raise ReportFormatError(
+            f"the files mix providers ({', '.join(sorted(providers))}): reconcile one provider at a time"
+        )
     scope_kinds = {report.scope_kind for report in reports}
     keep_scope = len(scope_kinds) == 1
     lines: dict[LineKey, Measures] = {}

@@ -77,8 +77,13 @@ class Measures:
 
 
 MEASURES: tuple[str, ...] = (
-    "input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens", "requests", "cost_usd",
-)  # fmt: skip
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "requests",
+    "cost_usd",
+)
 TOKEN_MEASURES: tuple[str, ...] = MEASURES[:4]
 
 
@@ -228,9 +233,7 @@ def _model(result: dict[str, Any]) -> str:
     return str(result.get("model") or "").strip().lower()
 
 
-def _collect(
-    provider: Provider, kind: ReportKind, items: Iterable[tuple[LineKey, str, Measures]]
-) -> ProviderReport:
+def _collect(provider: Provider, kind: ReportKind, items: Iterable[tuple[LineKey, str, Measures]]) -> ProviderReport:
     lines: dict[LineKey, Measures] = {}
     scope_kinds: set[str] = set()
     unattributed = Decimal(0)
@@ -250,11 +253,15 @@ def _openai_usage(name: str, results: list[tuple[datetime, dict[str, Any]]]) -> 
         for index, (start, result) in enumerate(results):
             where = f"{name}: result {index}"
             scope_kind, scope = _scope(result, ("project_id", "api_key_id"))
-            yield LineKey(start.date(), _model(result), scope), scope_kind, Measures(
-                input_tokens=_count(where, result, "input_tokens"),
-                cache_read_tokens=_count(where, result, "input_cached_tokens", required=False),
-                output_tokens=_count(where, result, "output_tokens"),
-                requests=_count(where, result, "num_model_requests"),
+            yield (
+                LineKey(start.date(), _model(result), scope),
+                scope_kind,
+                Measures(
+                    input_tokens=_count(where, result, "input_tokens"),
+                    cache_read_tokens=_count(where, result, "input_cached_tokens", required=False),
+                    output_tokens=_count(where, result, "output_tokens"),
+                    requests=_count(where, result, "num_model_requests"),
+                ),
             )
 
     return _collect("openai", "usage", items())
@@ -291,11 +298,15 @@ def _anthropic_usage(name: str, results: list[tuple[datetime, dict[str, Any]]]) 
                 where, creation, "ephemeral_1h_input_tokens", required=False
             )
             scope_kind, scope = _scope(result, ("workspace_id", "api_key_id"))
-            yield LineKey(start.date(), _model(result), scope), scope_kind, Measures(
-                input_tokens=uncached + cache_read + cache_write,
-                cache_read_tokens=cache_read,
-                cache_write_tokens=cache_write,
-                output_tokens=_count(where, result, "output_tokens"),
+            yield (
+                LineKey(start.date(), _model(result), scope),
+                scope_kind,
+                Measures(
+                    input_tokens=uncached + cache_read + cache_write,
+                    cache_read_tokens=cache_read,
+                    cache_write_tokens=cache_write,
+                    output_tokens=_count(where, result, "output_tokens"),
+                ),
             )
 
     return _collect("anthropic", "usage", items())

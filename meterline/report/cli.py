@@ -37,8 +37,12 @@ def fetch_report(settings: Settings, period: str) -> ChargebackReport:
 def report(
     ctx: typer.Context,
     period: Annotated[str, typer.Option("--period", "-p", help="The month to report, as YYYY-MM (UTC), e.g. 2026-11.")],
-    output: Annotated[str, typer.Option("--format", "-f", help="html (self-contained, with charts), csv (exact money) or md.")] = "html",
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="File to write (default: print to stdout).")] = None,
+    output: Annotated[
+        str, typer.Option("--format", "-f", help="html (self-contained, with charts), csv (exact money) or md.")
+    ] = "html",
+    out: Annotated[
+        Optional[Path], typer.Option("--out", "-o", help="File to write (default: print to stdout).")
+    ] = None,
 ) -> None:
     """Chargeback/showback report of one month: per team x project x model, requests, tokens by
     type, spend and savings, against the team's monthly budgets and the month before.

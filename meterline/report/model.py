@@ -91,7 +91,9 @@ class ChargebackReport:
         return sum(line.tokens[kind] for line in self.lines)
 
 
-def build_report(period: str, previous_period: str, current: Iterable[Row], previous: Iterable[Row], budgets: Iterable[Row]) -> ChargebackReport:
+def build_report(
+    period: str, previous_period: str, current: Iterable[Row], previous: Iterable[Row], budgets: Iterable[Row]
+) -> ChargebackReport:
     """The report of `period` from the `chargeback` rows of it and of the month before, and the
     `month_budgets` rows of it (budgets whose period key is `period`)."""
     before: dict[LineKey, Decimal] = defaultdict(Decimal)
@@ -99,32 +101,61 @@ def build_report(period: str, previous_period: str, current: Iterable[Row], prev
         before[_key(row)] += Decimal(row["cost_usd"])
     lines = [
         ReportLine(
-            team=str(row["team"]), project=str(row["project"]), provider=str(row["provider"]), model=str(row["model"]),
-            requests=int(row["requests"]), tokens={kind: int(row[kind]) for kind in TOKEN_KINDS},
-            cost_usd=Decimal(row["cost_usd"]), cache_saving_usd=Decimal(row["cache_saving_usd"]),
-            batch_saving_usd=Decimal(row["batch_saving_usd"]), previous_cost_usd=before.pop(_key(row), Decimal(0)),
+            team=str(row["team"]),
+            project=str(row["project"]),
+            provider=str(row["provider"]),
+            model=str(row["model"]),
+            requests=int(row["requests"]),
+            tokens={kind: int(row[kind]) for kind in TOKEN_KINDS},
+            cost_usd=Decimal(row["cost_usd"]),
+            cache_saving_usd=Decimal(row["cache_saving_usd"]),
+            batch_saving_usd=Decimal(row["batch_saving_usd"]),
+            previous_cost_usd=before.pop(_key(row), Decimal(0)),
         )
         for row in current
-    ]  # fmt: skip
+    ]
     # What was spent last month on lines with nothing this month still shows, at zero now.
     for (team, project, provider, model), cost in sorted(before.items()):
-        lines.append(ReportLine(team, project, provider, model, 0, dict.fromkeys(TOKEN_KINDS, 0), Decimal(0), Decimal(0), Decimal(0), cost))
+        lines.append(
+            ReportLine(
+                team,
+                project,
+                provider,
+                model,
+                0,
+                dict.fromkeys(TOKEN_KINDS, 0),
+                Decimal(0),
+                Decimal(0),
+                Decimal(0),
+                cost,
+            )
+        )
     lines.sort(key=lambda line: line.key)
     by_team: dict[str, list[BudgetLine]] = defaultdict(list)
     for row in budgets:
         if row["period"] == period:
-            by_team[str(row["team"])].append(BudgetLine(
-                str(row["team"]), str(row["budget"]), Decimal(row["spend_usd"]), Decimal(row["limit_usd"]), Decimal(row["percent"]),
-            ))  # fmt: skip
+            by_team[str(row["team"])].append(
+                BudgetLine(
+                    str(row["team"]),
+                    str(row["budget"]),
+                    Decimal(row["spend_usd"]),
+                    Decimal(row["limit_usd"]),
+                    Decimal(row["percent"]),
+                )
+            )
     teams = []
     for team in sorted({line.team for line in lines} | set(by_team)):
         mine = [line for line in lines if line.team == team]
-        teams.append(TeamTotal(
-            team=team, requests=sum(line.requests for line in mine),
-            cost_usd=sum((line.cost_usd for line in mine), Decimal(0)),
-            savings_usd=sum((line.cache_saving_usd + line.batch_saving_usd for line in mine), Decimal(0)),
-            previous_cost_usd=sum((line.previous_cost_usd for line in mine), Decimal(0)), budgets=by_team.get(team, []),
-        ))  # fmt: skip
+        teams.append(
+            TeamTotal(
+                team=team,
+                requests=sum(line.requests for line in mine),
+                cost_usd=sum((line.cost_usd for line in mine), Decimal(0)),
+                savings_usd=sum((line.cache_saving_usd + line.batch_saving_usd for line in mine), Decimal(0)),
+                previous_cost_usd=sum((line.previous_cost_usd for line in mine), Decimal(0)),
+                budgets=by_team.get(team, []),
+            )
+        )
     return ChargebackReport(period, previous_period, lines, teams)
 
 

@@ -13,8 +13,19 @@ from meterline.report.model import TOKEN_KINDS, ChargebackReport
 
 ReportFormat = Literal["html", "csv", "md"]
 REPORT_FORMATS: tuple[str, ...] = get_args(ReportFormat)
-LINE_COLUMNS = ("team", "project", "provider", "model", "requests", *TOKEN_KINDS,
-                "cost_usd", "cache_saving_usd", "batch_saving_usd", "previous_cost_usd", "change_usd")  # fmt: skip
+LINE_COLUMNS = (
+    "team",
+    "project",
+    "provider",
+    "model",
+    "requests",
+    *TOKEN_KINDS,
+    "cost_usd",
+    "cache_saving_usd",
+    "batch_saving_usd",
+    "previous_cost_usd",
+    "change_usd",
+)
 SHOWN_PLACES = Decimal("0.0001")
 
 
@@ -32,46 +43,104 @@ def render_csv(report: ChargebackReport) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(LINE_COLUMNS)
     for line in report.lines:
-        writer.writerow([
-            line.team, line.project, line.provider, line.model, line.requests, *(line.tokens[k] for k in TOKEN_KINDS),
-            exact(line.cost_usd), exact(line.cache_saving_usd), exact(line.batch_saving_usd),
-            exact(line.previous_cost_usd), exact(line.change_usd),
-        ])  # fmt: skip
-    writer.writerow([
-        "TOTAL", "", "", "", report.total_requests, *(report.total_tokens(k) for k in TOKEN_KINDS),
-        exact(report.total_cost_usd), exact(sum((x.cache_saving_usd for x in report.lines), Decimal(0))),
-        exact(sum((x.batch_saving_usd for x in report.lines), Decimal(0))), exact(report.total_previous_cost_usd),
-        exact(report.total_cost_usd - report.total_previous_cost_usd),
-    ])  # fmt: skip
+        writer.writerow(
+            [
+                line.team,
+                line.project,
+                line.provider,
+                line.model,
+                line.requests,
+                *(line.tokens[k] for k in TOKEN_KINDS),
+                exact(line.cost_usd),
+                exact(line.cache_saving_usd),
+                exact(line.batch_saving_usd),
+                exact(line.previous_cost_usd),
+                exact(line.change_usd),
+            ]
+        )
+    writer.writerow(
+        [
+            "TOTAL",
+            "",
+            "",
+            "",
+            report.total_requests,
+            *(report.total_tokens(k) for k in TOKEN_KINDS),
+            exact(report.total_cost_usd),
+            exact(sum((x.cache_saving_usd for x in report.lines), Decimal(0))),
+            exact(sum((x.batch_saving_usd for x in report.lines), Decimal(0))),
+            exact(report.total_previous_cost_usd),
+            exact(report.total_cost_usd - report.total_previous_cost_usd),
+        ]
+    )
     return out.getvalue()
 
 
 def _team_rows(report: ChargebackReport) -> list[list[str]]:
     rows = []
     for team in report.teams:
-        budgets = "; ".join(f"{b.budget}: {shown(b.spend_usd)} of {shown(b.limit_usd)} ({b.percent:.1f} %)" for b in team.budgets)
-        rows.append([team.team, f"{team.requests:,}", shown(team.cost_usd), shown(team.savings_usd),
-                     shown(team.previous_cost_usd), shown(team.cost_usd - team.previous_cost_usd), budgets or "no monthly budget"])  # fmt: skip
+        budgets = "; ".join(
+            f"{b.budget}: {shown(b.spend_usd)} of {shown(b.limit_usd)} ({b.percent:.1f} %)" for b in team.budgets
+        )
+        rows.append(
+            [
+                team.team,
+                f"{team.requests:,}",
+                shown(team.cost_usd),
+                shown(team.savings_usd),
+                shown(team.previous_cost_usd),
+                shown(team.cost_usd - team.previous_cost_usd),
+                budgets or "no monthly budget",
+            ]
+        )
     return rows
 
 
 TEAM_HEADINGS = ["team", "requests", "spend USD", "savings USD", "previous USD", "change USD", "monthly budgets"]
-LINE_HEADINGS = ["team", "project", "provider", "model", "requests", "input", "output", "cache read", "cache write",
-                 "reasoning", "spend USD", "cache saving USD", "batch saving USD", "previous USD", "change USD"]  # fmt: skip
+LINE_HEADINGS = [
+    "team",
+    "project",
+    "provider",
+    "model",
+    "requests",
+    "input",
+    "output",
+    "cache read",
+    "cache write",
+    "reasoning",
+    "spend USD",
+    "cache saving USD",
+    "batch saving USD",
+    "previous USD",
+    "change USD",
+]
 
 
 def _line_rows(report: ChargebackReport) -> list[list[str]]:
     return [
-        [line.team, line.project or "(none)", line.provider, line.model, f"{line.requests:,}", *(f"{line.tokens[k]:,}" for k in TOKEN_KINDS),
-         shown(line.cost_usd), shown(line.cache_saving_usd), shown(line.batch_saving_usd), shown(line.previous_cost_usd), shown(line.change_usd)]
+        [
+            line.team,
+            line.project or "(none)",
+            line.provider,
+            line.model,
+            f"{line.requests:,}",
+            *(f"{line.tokens[k]:,}" for k in TOKEN_KINDS),
+            shown(line.cost_usd),
+            shown(line.cache_saving_usd),
+            shown(line.batch_saving_usd),
+            shown(line.previous_cost_usd),
+            shown(line.change_usd),
+        ]
         for line in report.lines
-    ]  # fmt: skip
+    ]
 
 
 def _summary(report: ChargebackReport) -> str:
-    return (f"{report.total_requests:,} requests, {shown(report.total_cost_usd)} USD spent "
-            f"({shown(report.total_savings_usd)} USD saved by cache and batch); "
-            f"{report.previous_period}: {shown(report.total_previous_cost_usd)} USD")  # fmt: skip
+    return (
+        f"{report.total_requests:,} requests, {shown(report.total_cost_usd)} USD spent "
+        f"({shown(report.total_savings_usd)} USD saved by cache and batch); "
+        f"{report.previous_period}: {shown(report.total_previous_cost_usd)} USD"
+    )
 
 
 def render_md(report: ChargebackReport) -> str:

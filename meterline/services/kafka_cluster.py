@@ -66,7 +66,9 @@ class LocalKafkaCluster:
         ]
 
     @classmethod
-    def existing(cls, data_dir: Path, cache_dir: Path, heap: str = "256m", kafka_version: str = "4.4.0") -> LocalKafkaCluster | None:
+    def existing(
+        cls, data_dir: Path, cache_dir: Path, heap: str = "256m", kafka_version: str = "4.4.0"
+    ) -> LocalKafkaCluster | None:
         """The cluster configured in `data_dir` before (its size and ports), or None."""
         ports: dict[int, int] = {}
         for config in Path(data_dir).glob("node-*/server.properties"):
@@ -77,7 +79,9 @@ class LocalKafkaCluster:
         if len(ports) < 2:
             return None
         if sorted(ports) != list(range(1, len(ports) + 1)):
-            raise ServiceError(f"the cluster in {data_dir} has nodes {sorted(ports)}; delete the folder to start afresh")
+            raise ServiceError(
+                f"the cluster in {data_dir} has nodes {sorted(ports)}; delete the folder to start afresh"
+            )
         return cls(data_dir, cache_dir, [ports[i] for i in sorted(ports)], heap=heap, kafka_version=kafka_version)
 
     @property
@@ -326,5 +330,7 @@ def under_replicated(bootstrap: str, topics: Sequence[str] | None = None) -> lis
         for p in topic["partitions"]:
             replicas, isr = sorted(p["replica_nodes"]), sorted(p["isr_nodes"])
             if p["leader_id"] < 0 or isr != replicas:
-                found.append(f"{topic['name']}[{p['partition_index']}]: leader {p['leader_id']}, isr {isr} of {replicas}")
+                found.append(
+                    f"{topic['name']}[{p['partition_index']}]: leader {p['leader_id']}, isr {isr} of {replicas}"
+                )
     return found

@@ -98,9 +98,7 @@ def _require_tool(tool: str, hint: str) -> str:
 
 
 def require_java() -> str:
-    return _require_tool(
-        "java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)"
-    )
+    return _require_tool("java", "install a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)")
 
 
 def require_maven() -> str:
@@ -109,9 +107,7 @@ def require_maven() -> str:
 
 def java_version() -> str | None:
     try:
-        out = subprocess.run(
-            [require_java(), "-version"], capture_output=True, text=True, timeout=20, check=False
-        )
+        out = subprocess.run([require_java(), "-version"], capture_output=True, text=True, timeout=20, check=False)
     except (MissingToolError, OSError, subprocess.TimeoutExpired):
         return None
     first = (out.stderr or out.stdout).splitlines()
@@ -120,9 +116,7 @@ def java_version() -> str | None:
 
 def maven_version() -> str | None:
     try:
-        out = subprocess.run(
-            [require_maven(), "-v", "-B"], capture_output=True, text=True, timeout=60, check=False
-        )
+        out = subprocess.run([require_maven(), "-v", "-B"], capture_output=True, text=True, timeout=60, check=False)
     except (MissingToolError, OSError, subprocess.TimeoutExpired):
         return None
     for line in out.stdout.splitlines():
@@ -245,7 +239,15 @@ class LocalKafka:
         if self.formatted:
             return
         quorum = ["--standalone"] if initial_controllers is None else ["--initial-controllers", initial_controllers]
-        cmd = self._java_base() + ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config_file), *quorum]
+        cmd = self._java_base() + [
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            cluster_id,
+            "-c",
+            str(self.config_file),
+            *quorum,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise ServiceError(f"formatting Kafka storage of node {self.node_id} failed:\n{proc.stdout}{proc.stderr}")
@@ -517,9 +519,7 @@ def broker_version(bootstrap: str, timeout_ms: int = 5000) -> str:
     """The broker's Kafka version as inferred from its API versions, e.g. `4.3+ (metadata.version 33)`."""
     from kafka.admin import KafkaAdminClient
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="meterline-doctor"
-    )
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="meterline-doctor")
     try:
         cluster = admin.describe_cluster()
         brokers = cluster.get("brokers") or []

@@ -31,7 +31,9 @@ def rfc3339(day: Any) -> str:
 
 
 def planted(
-    lines: tuple[truth.TruthLine, ...], left_out: tuple[Any, ...], changed: dict[tuple[Any, ...], dict[str, Any]],
+    lines: tuple[truth.TruthLine, ...],
+    left_out: tuple[Any, ...],
+    changed: dict[tuple[Any, ...], dict[str, Any]],
     extra: truth.TruthLine,
 ) -> list[truth.TruthLine]:
     """The truth as the provider reports it: one line left out, some figures changed, one line more."""
@@ -41,7 +43,10 @@ def planted(
 
 def openai_lines() -> list[truth.TruthLine]:
     output, cost = truth.OPENAI_OUTPUT_OVER, truth.OPENAI_COST_OVER
-    changes: dict[tuple[Any, ...], dict[str, Any]] = {output[:3]: {"output": output[3]}, cost[:3]: {"cost_usd": cost[3]}}
+    changes: dict[tuple[Any, ...], dict[str, Any]] = {
+        output[:3]: {"output": output[3]},
+        cost[:3]: {"cost_usd": cost[3]},
+    }
     return planted(truth.OPENAI_TRUTH, truth.OPENAI_NOT_IN_PROVIDER, changes, truth.OPENAI_ONLY_IN_PROVIDER)
 
 

@@ -65,7 +65,9 @@ retry_max_seconds = 1.0
 """
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 120.0, describe: Callable[[], str] = lambda: "") -> None:
+def wait_for(
+    condition: Callable[[], bool], what: str, timeout: float = 120.0, describe: Callable[[], str] = lambda: ""
+) -> None:
     """Poll until `condition()` holds; fail naming `what` (a bound, not a speed assertion)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -123,7 +125,9 @@ class Sender:
             self.raw.send(self.topic, key=raw.key, value=raw.value)
         self.raw.flush(30)
 
-    def emit(self, phase: Phase, *, slices: int = 1, pause: float = 0.0, after_slice: Callable[[int], None] | None = None) -> None:
+    def emit(
+        self, phase: Phase, *, slices: int = 1, pause: float = 0.0, after_slice: Callable[[int], None] | None = None
+    ) -> None:
         """Emit the phase's events in `slices` parts, `pause` seconds apart; `after_slice(i)` after each."""
         assert self.producer is not None
         size = max(1, -(-len(phase.events) // slices))
@@ -170,7 +174,12 @@ def wait_stored(query: Query, scenario: Scenario, phases: int | None = None, tim
             return False
         return last[0] == (events, dlq, unpriced)
 
-    wait_for(done, f"ClickHouse to hold {(events, dlq, unpriced)} (events, dlq, unpriced)", timeout, lambda: f"(last: {last})")
+    wait_for(
+        done,
+        f"ClickHouse to hold {(events, dlq, unpriced)} (events, dlq, unpriced)",
+        timeout,
+        lambda: f"(last: {last})",
+    )
 
 
 def slack_deliveries(slack: FakeSlack) -> Counter[tuple[str, str]]:
@@ -198,7 +207,9 @@ def email_deliveries(smtp: SmtpServer) -> Counter[tuple[str, str]]:
     return counts
 
 
-def expected_deliveries(scenario: Scenario, alert_ids: set[str]) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
+def expected_deliveries(
+    scenario: Scenario, alert_ids: set[str]
+) -> tuple[Counter[tuple[str, str]], Counter[tuple[str, str]]]:
     """What Slack and SMTP must have received: each (destination, alert) exactly once."""
     slack: Counter[tuple[str, str]] = Counter()
     mail: Counter[tuple[str, str]] = Counter()
@@ -211,7 +222,9 @@ def expected_deliveries(scenario: Scenario, alert_ids: set[str]) -> tuple[Counte
     return slack, mail
 
 
-def wait_alerts(scenario: Scenario, slack: FakeSlack, smtp: SmtpServer, phases: int | None = None, timeout: float = 120.0) -> None:
+def wait_alerts(
+    scenario: Scenario, slack: FakeSlack, smtp: SmtpServer, phases: int | None = None, timeout: float = 120.0
+) -> None:
     """Wait until every alert expected after `phases` phases reached both receivers."""
     want_slack, want_mail = expected_deliveries(scenario, scenario.expected_alerts(phases))
 
@@ -219,9 +232,13 @@ def wait_alerts(scenario: Scenario, slack: FakeSlack, smtp: SmtpServer, phases: 
         return set(want_slack) <= set(slack_deliveries(slack)) and set(want_mail) <= set(email_deliveries(smtp))
 
     wait_for(
-        done, "every expected alert on Slack and SMTP", timeout,
-        lambda: f"(slack missing {set(want_slack) - set(slack_deliveries(slack))}, email missing {set(want_mail) - set(email_deliveries(smtp))})",
-    )  # fmt: skip
+        done,
+        "every expected alert on Slack and SMTP",
+        timeout,
+        lambda: (
+            f"(slack missing {set(want_slack) - set(slack_deliveries(slack))}, email missing {set(want_mail) - set(email_deliveries(smtp))})"
+        ),
+    )
 
 
 def wait_recorded(query: Query, scenario: Scenario, phases: int | None = None, timeout: float = 60.0) -> None:
@@ -294,7 +311,9 @@ def check_clickhouse(client: Any, scenario: Scenario) -> None:
         unpriced = sum(1 for i in scenario.unpriced_ids if events[i].team == team)
         for table, got in (("usage_events FINAL", final.get(team)), ("usage_hourly", hourly.get(team))):
             assert got is not None, f"{table} has no rows for {team}"
-            assert (got[0], got[2], got[3]) == (count, late, unpriced), f"{table} {team}: {got} vs {(count, cost, late, unpriced)}"
+            assert (got[0], got[2], got[3]) == (count, late, unpriced), (
+                f"{table} {team}: {got} vs {(count, cost, late, unpriced)}"
+            )
             assert abs(Decimal(got[1]) - cost) <= MONEY_TOLERANCE, f"{table} {team}: spend {got[1]} != {cost}"
     assert set(final) == set(totals) == set(hourly)
 

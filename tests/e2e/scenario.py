@@ -152,11 +152,17 @@ def event_base(now: datetime) -> datetime:
 
 
 def _malformed(rng: random.Random, n: int, base: datetime, team: str, tag: str) -> list[Raw]:
-    wrong_key = UsageEvent(team=team, provider="openai", model="gpt-4o-mini", input_tokens=10, output_tokens=1, occurred_at=base)
+    wrong_key = UsageEvent(
+        team=team, provider="openai", model="gpt-4o-mini", input_tokens=10, output_tokens=1, occurred_at=base
+    )
     pool = [
         Raw(team.encode(), f"not json {tag}".encode(), "not_json"),
         Raw(team.encode(), b'{"team": "' + team.encode() + b'", "provider": "openai"}', "schema"),
-        Raw(team.encode(), f'{{"team": "{team}", "provider": "openai", "input_tokens": -5, "tag": "{tag}"}}'.encode(), "schema"),
+        Raw(
+            team.encode(),
+            f'{{"team": "{team}", "provider": "openai", "input_tokens": -5, "tag": "{tag}"}}'.encode(),
+            "schema",
+        ),
         Raw(b"some-other-team", wrong_key.to_json_bytes(), "wrong_key"),
         Raw(team.encode(), b"\xff\xfe" + tag.encode(), "not_utf8"),
         Raw(team.encode(), None, "not_json"),
@@ -169,7 +175,14 @@ def _malformed(rng: random.Random, n: int, base: datetime, team: str, tag: str) 
 
 
 def build_scenario(
-    pricer: Pricer, *, seed: int, now: datetime, teams: int = 3, bulk_phases: int = 3, bulk_size: int = 600, names: list[str] | None = None
+    pricer: Pricer,
+    *,
+    seed: int,
+    now: datetime,
+    teams: int = 3,
+    bulk_phases: int = 3,
+    bulk_size: int = 600,
+    names: list[str] | None = None,
 ) -> Scenario:
     """The phases bulk, spike, bulk, spike, bulk (with `bulk_phases` = 3) and their budgets.
 
@@ -183,7 +196,9 @@ def build_scenario(
 
     def generated(**kw: Any) -> list[UsageEvent]:
         events = generate_events(teams=teams, rate=2000, duplicate_share=0, **kw)
-        return events if names == team_names(teams) else [e.model_copy(update={"team": renamed[e.team]}) for e in events]
+        return (
+            events if names == team_names(teams) else [e.model_copy(update={"team": renamed[e.team]}) for e in events]
+        )
 
     base = event_base(now)
     prices: dict[str, Any] = {}
@@ -204,22 +219,41 @@ def build_scenario(
         bulks.append(Phase(f"bulk{k}", events, raw))
     for event in sent:
         prices[event.event_id] = pricer.price_event(event)
-    bulk_spend = {team: sum((prices[e.event_id].cost_usd for e in sent if e.team == team and e.event_id not in late_ids), Decimal(0)) for team in names}
+    bulk_spend = {
+        team: sum(
+            (prices[e.event_id].cost_usd for e in sent if e.team == team and e.event_id not in late_ids), Decimal(0)
+        )
+        for team in names
+    }
 
     # One spike event per team costs at least 2.5x the team's whole bulk spend, so bulk stays under 4 % of the limit.
     provider, model = SPIKE_MODEL
-    per_million = pricer.price_event(UsageEvent(team=names[0], provider=provider, model=model, input_tokens=1_000_000, occurred_at=base)).cost_usd
+    per_million = pricer.price_event(
+        UsageEvent(team=names[0], provider=provider, model=model, input_tokens=1_000_000, occurred_at=base)
+    ).cost_usd
     spike_cost: dict[str, Decimal] = {}
     spikes: list[list[UsageEvent]] = [[], []]
     for team in names:
         millions = max(1, math.ceil(bulk_spend[team] * Decimal("2.5") / per_million))
-        template = {"team": team, "provider": provider, "model": model, "input_tokens": millions * 1_000_000, "project": f"{team}-spike"}
+        template = {
+            "team": team,
+            "provider": provider,
+            "model": model,
+            "input_tokens": millions * 1_000_000,
+            "project": f"{team}-spike",
+        }
         for index, count in enumerate((3, 7)):
             for n in range(count):
-                spikes[index].append(UsageEvent(occurred_at=base + timedelta(seconds=bulk_phases + index, milliseconds=n), **template))
+                spikes[index].append(
+                    UsageEvent(occurred_at=base + timedelta(seconds=bulk_phases + index, milliseconds=n), **template)
+                )
         spike_cost[team] = pricer.price_event(spikes[0][-1]).cost_usd
     for team in names[:2]:
-        spikes[0].append(UsageEvent(team=team, provider="openai", model=UNPRICED_MODEL, input_tokens=500, output_tokens=50, occurred_at=base))
+        spikes[0].append(
+            UsageEvent(
+                team=team, provider="openai", model=UNPRICED_MODEL, input_tokens=500, output_tokens=50, occurred_at=base
+            )
+        )
     spike_phases = []
     for index, events in enumerate(spikes):
         for event in events:
@@ -235,11 +269,23 @@ def build_scenario(
         if k < len(spike_phases):
             phases.append(spike_phases[k])
     budgets = [
-        BudgetConfig(team=team, name="monthly", period="month", limit_usd=spike_cost[team] * 10, thresholds=list(MONTHLY_THRESHOLDS))
+        BudgetConfig(
+            team=team,
+            name="monthly",
+            period="month",
+            limit_usd=spike_cost[team] * 10,
+            thresholds=list(MONTHLY_THRESHOLDS),
+        )
         for team in names
     ]
     budgets.append(
-        BudgetConfig(team=names[0], name="daily", period="day", limit_usd=spike_cost[names[0]] * 5, thresholds=list(DAILY_THRESHOLDS))
+        BudgetConfig(
+            team=names[0],
+            name="daily",
+            period="day",
+            limit_usd=spike_cost[names[0]] * 5,
+            thresholds=list(DAILY_THRESHOLDS),
+        )
     )
     return Scenario(phases, names, prices, budgets, late_ids)
 

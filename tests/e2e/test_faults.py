@@ -53,13 +53,22 @@ def chdb_dsn_of(tmp_path: Path) -> str:
 
 
 def test_worker_killed_three_times_during_load(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, catalog: Any, fake_slack: FakeSlack, smtp_server: SmtpServer
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    catalog: Any,
+    fake_slack: FakeSlack,
+    smtp_server: SmtpServer,
 ) -> None:
     scenario = build_scenario(catalog, seed=82, now=datetime.now(UTC))
     worker = WorkerProcess(
-        kafka_bootstrap, topic_prefix, tmp_path, toml=pipeline_toml(scenario, fake_slack, smtp_server),
-        only=None, env={"METERLINE_ALERTS__SLACK_TOKEN": SLACK_TOKEN},
-    )  # fmt: skip
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        toml=pipeline_toml(scenario, fake_slack, smtp_server),
+        only=None,
+        env={"METERLINE_ALERTS__SLACK_TOKEN": SLACK_TOKEN},
+    )
     worker.start()
     kills: list[float] = []
 
@@ -106,13 +115,22 @@ def own_broker(tmp_path: Path, kafka_jar_cache: Path) -> Iterator[LocalKafka]:
 
 
 def test_broker_stopped_and_restarted_during_load(
-    own_broker: LocalKafka, topic_prefix: str, tmp_path: Path, catalog: Any, fake_slack: FakeSlack, smtp_server: SmtpServer
+    own_broker: LocalKafka,
+    topic_prefix: str,
+    tmp_path: Path,
+    catalog: Any,
+    fake_slack: FakeSlack,
+    smtp_server: SmtpServer,
 ) -> None:
     scenario = build_scenario(catalog, seed=83, now=datetime.now(UTC))
     worker = WorkerProcess(
-        own_broker.bootstrap, topic_prefix, tmp_path, toml=pipeline_toml(scenario, fake_slack, smtp_server),
-        only=None, env={"METERLINE_ALERTS__SLACK_TOKEN": SLACK_TOKEN},
-    )  # fmt: skip
+        own_broker.bootstrap,
+        topic_prefix,
+        tmp_path,
+        toml=pipeline_toml(scenario, fake_slack, smtp_server),
+        only=None,
+        env={"METERLINE_ALERTS__SLACK_TOKEN": SLACK_TOKEN},
+    )
     worker.start()
     outages: list[int] = []
 
@@ -136,14 +154,17 @@ def test_broker_stopped_and_restarted_during_load(
         sender.emit(phase, slices=slices, pause=0.2, after_slice=after_slice)
         wait_for(
             lambda: sender.producer.counters().replayed >= outages[0],  # type: ignore[union-attr]  # the sender has a producer once started
-            "the producer to replay its spool", 60,
-        )  # fmt: skip
+            "the producer to replay its spool",
+            60,
+        )
 
     try:
         with Sender(own_broker.bootstrap, f"{topic_prefix}usage", tmp_path / "spool", tuning=FAST_FAILING) as sender:
             run_phases(scenario, sender, lambda: sql_over_http(worker), fake_slack, smtp_server, broker_away_mid_phase)
         assert outages and outages[0] > 0
-        assert worker.proc is not None and worker.proc.poll() is None, "the worker died with the broker:\n" + worker.log()
+        assert worker.proc is not None and worker.proc.poll() is None, (
+            "the worker died with the broker:\n" + worker.log()
+        )
     finally:
         assert worker.stop() == 0, worker.log()
     client = open_client(chdb_dsn_of(tmp_path))
@@ -158,14 +179,21 @@ def in_process_settings(worker: WorkerProcess) -> Settings:
     """The worker's own settings (its meterline.toml and env), for the parts run in this process."""
     settings = load_settings(
         worker.tmp / "meterline.toml",
-        kafka_bootstrap=worker.bootstrap, topic_prefix=worker.prefix, data_dir=worker.tmp / "data",
-    )  # fmt: skip
+        kafka_bootstrap=worker.bootstrap,
+        topic_prefix=worker.prefix,
+        data_dir=worker.tmp / "data",
+    )
     alerts = settings.alerts.model_copy(update={"slack_token": SecretStr(SLACK_TOKEN)})
     return settings.model_copy(update={"alerts": alerts})
 
 
 def test_clickhouse_refusing_writes_for_a_while(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, catalog: Any, fake_slack: FakeSlack, smtp_server: SmtpServer
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    catalog: Any,
+    fake_slack: FakeSlack,
+    smtp_server: SmtpServer,
 ) -> None:
     from meterline.alerts.dispatcher import AlertDispatcher
     from meterline.sinks import apply_migrations
@@ -174,7 +202,9 @@ def test_clickhouse_refusing_writes_for_a_while(
     scenario = build_scenario(catalog, seed=84, now=datetime.now(UTC))
     # The stream in a subprocess; the sink and the dispatcher here, on one embedded database,
     # so this test can detach tables under them (chDB opens a path in one process only).
-    worker = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path, toml=pipeline_toml(scenario, fake_slack, smtp_server), only="stream")
+    worker = WorkerProcess(
+        kafka_bootstrap, topic_prefix, tmp_path, toml=pipeline_toml(scenario, fake_slack, smtp_server), only="stream"
+    )
     worker.start()
     settings = in_process_settings(worker)
     dsn = settings.effective_clickhouse_dsn

@@ -36,13 +36,22 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_whole_pipeline_counts_each_event_once_and_alerts_once(
-    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, catalog: Any, fake_slack: FakeSlack, smtp_server: SmtpServer
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    catalog: Any,
+    fake_slack: FakeSlack,
+    smtp_server: SmtpServer,
 ) -> None:
     scenario = build_scenario(catalog, seed=81, now=datetime.now(UTC))
     worker = WorkerProcess(
-        kafka_bootstrap, topic_prefix, tmp_path, toml=pipeline_toml(scenario, fake_slack, smtp_server),
-        only=None, env={"METERLINE_ALERTS__SLACK_TOKEN": SLACK_TOKEN},
-    )  # fmt: skip
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        toml=pipeline_toml(scenario, fake_slack, smtp_server),
+        only=None,
+        env={"METERLINE_ALERTS__SLACK_TOKEN": SLACK_TOKEN},
+    )
     worker.start()
     try:
         with Sender(kafka_bootstrap, f"{topic_prefix}usage", tmp_path / "spool") as sender:

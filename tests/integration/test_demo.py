@@ -30,7 +30,20 @@ DEMO_TIMEOUT_S = 150
 
 def _run_demo(data_dir: Path, bootstrap: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "METERLINE_KAFKA_BOOTSTRAP": bootstrap, "COLUMNS": "160"}
-    args = [sys.executable, "-m", "meterline.cli", "demo", "--duration", "15", "--rate", "200", "--seed", "7", "--data-dir", str(data_dir)]
+    args = [
+        sys.executable,
+        "-m",
+        "meterline.cli",
+        "demo",
+        "--duration",
+        "15",
+        "--rate",
+        "200",
+        "--seed",
+        "7",
+        "--data-dir",
+        str(data_dir),
+    ]
     proc = subprocess.Popen(args, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         out, _ = proc.communicate(timeout=DEMO_TIMEOUT_S)
@@ -40,7 +53,12 @@ def _run_demo(data_dir: Path, bootstrap: str) -> subprocess.CompletedProcess[str
         pytest.fail(f"the demo did not finish within {DEMO_TIMEOUT_S} s:\n{out[-4000:]}")
     finally:
         if (data_dir / "demo-state.json").exists():
-            subprocess.run([sys.executable, "-m", "meterline.cli", "demo", "stop", "--data-dir", str(data_dir)], env=env, timeout=120, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "meterline.cli", "demo", "stop", "--data-dir", str(data_dir)],
+                env=env,
+                timeout=120,
+                check=False,
+            )
     return subprocess.CompletedProcess(args, proc.returncode, out, "")
 
 
@@ -65,8 +83,11 @@ def test_demo_report_matches_clickhouse_and_pricing(tmp_path: Path, kafka_bootst
     # The events the demo sent, regenerated from the seed and priced independently.
     traffic = report["traffic"]
     sent = generate_events(
-        seed=traffic["seed"], teams=traffic["teams"], start=datetime.fromisoformat(traffic["start"]),
-        count=traffic["count"], rate=traffic["rate"],
+        seed=traffic["seed"],
+        teams=traffic["teams"],
+        start=datetime.fromisoformat(traffic["start"]),
+        count=traffic["count"],
+        rate=traffic["rate"],
     )
     assert len(sent) == report["sent"] == 3000
     distinct = {event.event_id: event for event in sent}
@@ -109,11 +130,16 @@ def test_demo_report_matches_clickhouse_and_pricing(tmp_path: Path, kafka_bootst
     }
     assert len(expected) >= 5, "the demo's limits should make several budgets cross thresholds"
     deliveries = _clickhouse_rows(
-        data_dir, "SELECT alert_id, kind, team, budget, channel, target, status, external_id FROM alert_deliveries FINAL"
+        data_dir,
+        "SELECT alert_id, kind, team, budget, channel, target, status, external_id FROM alert_deliveries FINAL",
     )
     assert all(row[6] == "sent" for row in deliveries), deliveries
     for channel in ("console", "email"):
-        got = [(row[2], row[3], int(row[0].rsplit("/", 1)[1])) for row in deliveries if row[4] == channel and row[1] == "threshold"]
+        got = [
+            (row[2], row[3], int(row[0].rsplit("/", 1)[1]))
+            for row in deliveries
+            if row[4] == channel and row[1] == "threshold"
+        ]
         assert sorted(got) == sorted(expected), channel
     for row in report["budgets"]:
         key = (row["team"], row["budget"], row["period"])
@@ -123,7 +149,8 @@ def test_demo_report_matches_clickhouse_and_pricing(tmp_path: Path, kafka_bootst
     console_sent = sum(1 for row in deliveries if row[4] == "console")
     assert report["console_alert_lines"] >= 1
     assert {row["channel"]: int(row["sent"]) for row in report["deliveries"]} == {
-        "console": console_sent, "email": sum(1 for row in deliveries if row[4] == "email")
+        "console": console_sent,
+        "email": sum(1 for row in deliveries if row[4] == "email"),
     }
     emails = [
         email.message_from_bytes(path.read_bytes(), policy=email.policy.default)

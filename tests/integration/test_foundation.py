@@ -54,9 +54,7 @@ def test_kafka_round_trip(kafka_bootstrap: str, topic_prefix: str) -> None:
 
 
 def test_chdb_create_insert_select(chdb_client) -> None:
-    chdb_client.command(
-        "CREATE TABLE spend (team String, cost Decimal(38, 12)) ENGINE = MergeTree ORDER BY team"
-    )
+    chdb_client.command("CREATE TABLE spend (team String, cost Decimal(38, 12)) ENGINE = MergeTree ORDER BY team")
     chdb_client.insert(
         "spend",
         [["a", Decimal("0.000000000001")], ["a", Decimal("1.5")], ["b", Decimal("2")]],
@@ -78,7 +76,11 @@ def test_doctor_checks_live_broker_and_embedded_clickhouse(kafka_bootstrap: str,
 
 
 def test_doctor_cli_fails_when_kafka_is_away(tmp_path: Path) -> None:
-    env = {**os.environ, "METERLINE_DATA_DIR": str(tmp_path), "METERLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{find_free_port()}"}
+    env = {
+        **os.environ,
+        "METERLINE_DATA_DIR": str(tmp_path),
+        "METERLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{find_free_port()}",
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "meterline.cli", "doctor"], env=env, capture_output=True, text=True, timeout=120
     )

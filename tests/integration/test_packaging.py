@@ -13,14 +13,31 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
-COMPONENTS = ("meterline.producers", "meterline.stream", "meterline.sinks", "meterline.alerts", "meterline.dashboard.page",
-              "meterline.report.cli")
+COMPONENTS = (
+    "meterline.producers",
+    "meterline.stream",
+    "meterline.sinks",
+    "meterline.alerts",
+    "meterline.dashboard.page",
+    "meterline.report.cli",
+)
 
 
 def test_built_wheel_imports_every_component(tmp_path: Path) -> None:
     wheel_dir = tmp_path / "wheel"
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheel_dir), str(REPO_ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheel_dir),
+            str(REPO_ROOT),
+        ],
         timeout=300,
         capture_output=True,
         text=True,
@@ -34,7 +51,13 @@ def test_built_wheel_imports_every_component(tmp_path: Path) -> None:
     assert "meterline/services/kafka-pom.xml" in names
     assert "meterline/py.typed" in names  # applications type-check against meterline.producers & co
     # The dashboard and the HTML report work offline: the page and the charting library ship inside.
-    for static in ("index.html", "dashboard.js", "dashboard.css", "vendor/chart.umd.min.js", "vendor/chart.js.LICENSE.md"):
+    for static in (
+        "index.html",
+        "dashboard.js",
+        "dashboard.css",
+        "vendor/chart.umd.min.js",
+        "vendor/chart.js.LICENSE.md",
+    ):
         assert f"meterline/dashboard/static/{static}" in names, static
     code = (
         "import importlib, sys\n"

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
 
 LIMITS = {"search": Decimal(40), "support": Decimal(25), "growth": Decimal(60), "platform": Decimal(30)}
 THRESHOLDS = (Decimal(50), Decimal(80), Decimal(100))
-MONTHS = ((datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC), "2026-10"),
-          (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC), "2026-11"))  # fmt: skip
+MONTHS = (
+    (datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC), "2026-10"),
+    (datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC), "2026-11"),
+)
 STATE_AT = datetime(2026, 11, 15, tzinfo=UTC)
 DLQ_REASONS = (("schema", "input_tokens: must be >= 0"), ("not_json", "not JSON: Expecting value at line 1"))
 
@@ -48,11 +50,22 @@ def budget_states(events: list[PricedEvent]) -> list[BudgetState]:
     for start, end, key in MONTHS:
         for team, limit in sorted(LIMITS.items()):
             total = spend[(team, key)]
-            states.append(BudgetState(
-                team=team, budget="monthly", period=key, period_start=start, period_end=end, spend_usd=total,
-                limit_usd=limit, percent=(total * 100 / limit).quantize(Decimal("0.0001")), hard_limit=team == "growth",
-                over_hard_limit=False, unpriced_events=0, updated_at=min(end, STATE_AT),
-            ))  # fmt: skip
+            states.append(
+                BudgetState(
+                    team=team,
+                    budget="monthly",
+                    period=key,
+                    period_start=start,
+                    period_end=end,
+                    spend_usd=total,
+                    limit_usd=limit,
+                    percent=(total * 100 / limit).quantize(Decimal("0.0001")),
+                    hard_limit=team == "growth",
+                    over_hard_limit=False,
+                    unpriced_events=0,
+                    updated_at=min(end, STATE_AT),
+                )
+            )
     return states
 
 
@@ -64,18 +77,64 @@ def write_cost_data(client: Client, events: int = 4000, seed: int = 2026) -> lis
     letters = []
     for index in range(12):
         kind, reason = DLQ_REASONS[index % 2]
-        letters.append(DeadLetter(
-            reason=reason, error_kind=kind, topic="c.usage", partition=0, offset=index, key_b64=None,
-            value_b64=base64.b64encode(b"{bad}").decode(), received_at=datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=index),
-        ))  # fmt: skip
+        letters.append(
+            DeadLetter(
+                reason=reason,
+                error_kind=kind,
+                topic="c.usage",
+                partition=0,
+                offset=index,
+                key_b64=None,
+                value_b64=base64.b64encode(b"{bad}").decode(),
+                received_at=datetime(2026, 11, 2, tzinfo=UTC) + timedelta(hours=index),
+            )
+        )
     write_records(client, "dlq", "c.usage.dlq", [d.model_dump_json().encode() for d in letters])
     log = DeliveryLog(client)
-    log.write([
-        DeliveryRecord("a1", "slack", "#search-costs", "sent", 1, "", "C1/1.2", "search", "monthly", "threshold", "2026-11",
-                       datetime(2026, 11, 10, 9, tzinfo=UTC)),
-        DeliveryRecord("a1", "email", "leads@example.org", "failed", 3, "SMTP 550 mailbox unavailable", "", "search", "monthly",
-                       "threshold", "2026-11", datetime(2026, 11, 10, 9, 1, tzinfo=UTC)),
-        DeliveryRecord("a2", "console", "", "sending", 0, "", "", "platform", "monthly", "forecast", "2026-11",
-                       datetime(2026, 11, 12, 8, tzinfo=UTC)),
-    ])  # fmt: skip
+    log.write(
+        [
+            DeliveryRecord(
+                "a1",
+                "slack",
+                "#search-costs",
+                "sent",
+                1,
+                "",
+                "C1/1.2",
+                "search",
+                "monthly",
+                "threshold",
+                "2026-11",
+                datetime(2026, 11, 10, 9, tzinfo=UTC),
+            ),
+            DeliveryRecord(
+                "a1",
+                "email",
+                "leads@example.org",
+                "failed",
+                3,
+                "SMTP 550 mailbox unavailable",
+                "",
+                "search",
+                "monthly",
+                "threshold",
+                "2026-11",
+                datetime(2026, 11, 10, 9, 1, tzinfo=UTC),
+            ),
+            DeliveryRecord(
+                "a2",
+                "console",
+                "",
+                "sending",
+                0,
+                "",
+                "",
+                "platform",
+                "monthly",
+                "forecast",
+                "2026-11",
+                datetime(2026, 11, 12, 8, tzinfo=UTC),
+            ),
+        ]
+    )
     return priced

@@ -84,7 +84,15 @@ class HttpDouble:
                 raw = self.rfile.read(length) if length else b""
                 answer = double._next()
                 with double._lock:
-                    double.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, raw, time.monotonic(), answer.status))
+                    double.requests.append(
+                        Received(
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            raw,
+                            time.monotonic(),
+                            answer.status,
+                        )
+                    )
                 body = answer.body if isinstance(answer.body, str) else json.dumps(answer.body or {})
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "text/plain" if isinstance(answer.body, str) else "application/json")

@@ -22,7 +22,9 @@ input = "1.1"
 cache_read = "0.37"
 output = "2.3"
 """
-ACME_PRICES_NOW = ACME_PRICES_BEFORE + """
+ACME_PRICES_NOW = (
+    ACME_PRICES_BEFORE
+    + """
 [[price]]
 provider = "openai"
 model = "acme-chat"
@@ -38,3 +40,4 @@ effective_from = 2026-01-01
 input = "0.7"
 output = "1.9"
 """
+)

@@ -75,7 +75,11 @@ def sample_priced_event(rng: random.Random, occurred_at: datetime, ingested_at: 
     price = rng.choice(SAMPLE_PRICES)
     input_tokens = rng.randrange(50, 8000)
     cache_read = rng.randrange(0, input_tokens // 2) if rng.random() < 0.3 else 0
-    cache_write = rng.randrange(0, (input_tokens - cache_read) // 4) if price.provider == "anthropic" and rng.random() < 0.2 else 0
+    cache_write = (
+        rng.randrange(0, (input_tokens - cache_read) // 4)
+        if price.provider == "anthropic" and rng.random() < 0.2
+        else 0
+    )
     output_tokens = rng.randrange(10, 1500)
     reasoning = rng.randrange(0, output_tokens) if rng.random() < 0.1 else 0
     batch = rng.random() < 0.1
@@ -111,7 +115,11 @@ def sample_priced_event(rng: random.Random, occurred_at: datetime, ingested_at: 
 
 
 def sample_priced_events(
-    count: int, *, seed: int = 7, start: datetime = datetime(2026, 10, 1, tzinfo=UTC), span: timedelta = timedelta(days=45)
+    count: int,
+    *,
+    seed: int = 7,
+    start: datetime = datetime(2026, 10, 1, tzinfo=UTC),
+    span: timedelta = timedelta(days=45),
 ) -> list[PricedEvent]:
     """`count` events spread evenly over `span` from `start`, reproducible for a `seed`."""
     rng = random.Random(seed)

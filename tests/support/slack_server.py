@@ -90,7 +90,12 @@ class FakeSlack:
             if method == "chat.postMessage":
                 channel = self.channel_id(str(args["channel"]).lstrip("#"))
                 self._ts = max(self._ts + 0.0001, time.time())
-                message = {"type": "message", "ts": f"{self._ts:.6f}", "text": args.get("text"), "blocks": args.get("blocks")}
+                message = {
+                    "type": "message",
+                    "ts": f"{self._ts:.6f}",
+                    "text": args.get("text"),
+                    "blocks": args.get("blocks"),
+                }
                 if args.get("metadata"):
                     message["metadata"] = args["metadata"]
                 self.messages.setdefault(channel, []).append(message)
@@ -101,9 +106,10 @@ class FakeSlack:
                 return Scripted(body={"ok": True, "channels": channels, "response_metadata": {"next_cursor": ""}})
             if method == "conversations.history":
                 found = [
-                    m for m in self.messages.get(str(args["channel"]), [])
+                    m
+                    for m in self.messages.get(str(args["channel"]), [])
                     if float(m["ts"]) >= float(args.get("oldest") or 0)
-                ]  # fmt: skip
+                ]
                 if not args.get("include_all_metadata"):
                     found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
                 return Scripted(body={"ok": True, "messages": list(reversed(found)), "has_more": False})

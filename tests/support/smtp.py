@@ -44,7 +44,11 @@ def start_smtp_server(
             return "250 OK"
 
     def authenticate(_server: Any, _session: Any, _envelope: Any, mechanism: str, data: Any) -> AuthResult:
-        ok = isinstance(data, LoginPassword) and data.login.decode() == SMTP_USER and data.password.decode() == SMTP_PASSWORD
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login.decode() == SMTP_USER
+            and data.password.decode() == SMTP_PASSWORD
+        )
         if ok:
             server.logins.append(mechanism)
         # handled=False: aiosmtpd itself answers 535 to a failed login.
@@ -57,7 +61,9 @@ def start_smtp_server(
         kwargs.update(ssl_context=implicit_tls, server_hostname="127.0.0.1")
     if auth:
         # aiosmtpd counts only STARTTLS as TLS for auth_require_tls; implicit TLS is TLS too.
-        kwargs.update(authenticator=authenticate, auth_require_tls=implicit_tls is None, auth_exclude_mechanism=list(exclude))
+        kwargs.update(
+            authenticator=authenticate, auth_require_tls=implicit_tls is None, auth_exclude_mechanism=list(exclude)
+        )
     controller = Controller(Handler(), **kwargs)
     controller.start()
     return server, controller

@@ -18,9 +18,13 @@ def main() -> None:
     bootstrap, prefix, slack_url, data_dir, dsn = sys.argv[1:6]
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     settings = dispatcher_settings(
-        bootstrap=bootstrap, prefix=prefix, slack_url=slack_url, smtp_port=1, data_dir=data_dir,
+        bootstrap=bootstrap,
+        prefix=prefix,
+        slack_url=slack_url,
+        smtp_port=1,
+        data_dir=data_dir,
         default_routes=[{"channel": "slack", "target": "#costs"}],
-    )  # fmt: skip
+    )
     dispatcher = AlertDispatcher(settings, client_factory=lambda: open_client(dsn))
     dispatcher.start()
     while True:

@@ -35,11 +35,16 @@ def dispatcher_settings(
         alerts=AlertSettings(**section),
         budgets=[
             BudgetConfig(
-                team="platform", name="monthly", limit_usd=1000,
-                routes=[AlertRoute(channel="slack", target="#platform"), AlertRoute(channel="email", target="lead@example.org")],
+                team="platform",
+                name="monthly",
+                limit_usd=1000,
+                routes=[
+                    AlertRoute(channel="slack", target="#platform"),
+                    AlertRoute(channel="email", target="lead@example.org"),
+                ],
             )
         ],
-    )  # fmt: skip
+    )
 
 
 def produce(settings: Settings, alerts: list[AlertEvent]) -> None:
@@ -74,7 +79,9 @@ def deliveries(client: Any) -> dict[tuple[str, str, str], tuple[str, int, str, s
 def committed_offset(settings: Settings, group: str) -> int | None:
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap.split(","), group_id=group, enable_auto_commit=False)
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap.split(","), group_id=group, enable_auto_commit=False
+    )
     try:
         return consumer.committed(TopicPartition(settings.topic("alerts"), 0))
     finally:

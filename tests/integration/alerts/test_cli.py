@@ -32,9 +32,16 @@ def run(tmp_path: Path, *args: str, **env: str) -> tuple[int, str]:
 
 def test_alerts_test_slack_posts_and_reports(tmp_path: Path, fake_slack: FakeSlack) -> None:
     code, output = run(
-        tmp_path, "alerts", "test", "--channel", "slack", "--target", "#ops",
-        METERLINE_ALERTS__SLACK_TOKEN="xoxb-cli-token", METERLINE_ALERTS__SLACK_BASE_URL=fake_slack.base_url,
-    )  # fmt: skip
+        tmp_path,
+        "alerts",
+        "test",
+        "--channel",
+        "slack",
+        "--target",
+        "#ops",
+        METERLINE_ALERTS__SLACK_TOKEN="xoxb-cli-token",
+        METERLINE_ALERTS__SLACK_BASE_URL=fake_slack.base_url,
+    )
     assert code == 0, output
     assert "delivered to slack:#ops after 1 attempt(s)" in output
     (call,) = fake_slack.calls("chat.postMessage")
@@ -45,14 +52,21 @@ def test_alerts_test_slack_posts_and_reports(tmp_path: Path, fake_slack: FakeSla
 def test_alerts_test_reports_a_permanent_failure_with_exit_1(tmp_path: Path, fake_slack: FakeSlack) -> None:
     fake_slack.plan("chat.postMessage", Scripted(200, {"ok": False, "error": "channel_not_found"}))
     code, output = run(
-        tmp_path, "alerts", "test", "--channel", "slack",
-        METERLINE_ALERTS__SLACK_TOKEN="xoxb-cli-token", METERLINE_ALERTS__SLACK_BASE_URL=fake_slack.base_url,
-    )  # fmt: skip
+        tmp_path,
+        "alerts",
+        "test",
+        "--channel",
+        "slack",
+        METERLINE_ALERTS__SLACK_TOKEN="xoxb-cli-token",
+        METERLINE_ALERTS__SLACK_BASE_URL=fake_slack.base_url,
+    )
     assert code == 1
     assert "slack:#meterline-alerts: not delivered after 1 attempt(s): channel_not_found" in " ".join(output.split())
 
 
-def test_alerts_test_email_uses_the_secrets_file(tmp_path: Path, smtp_factory: Callable[..., SmtpServer], tls_ca) -> None:
+def test_alerts_test_email_uses_the_secrets_file(
+    tmp_path: Path, smtp_factory: Callable[..., SmtpServer], tls_ca
+) -> None:
     from tests.support.smtp import SMTP_PASSWORD, SMTP_USER
 
     ca_file, context = tls_ca
@@ -61,11 +75,18 @@ def test_alerts_test_email_uses_the_secrets_file(tmp_path: Path, smtp_factory: C
     secrets.write_text(f'smtp_password = "{SMTP_PASSWORD}"\n')
     secrets.chmod(0o600)
     code, output = run(
-        tmp_path, "alerts", "test", "--channel", "email",
-        METERLINE_ALERTS__SMTP_PORT=str(server.port), METERLINE_ALERTS__SMTP_SECURITY="starttls",
-        METERLINE_ALERTS__SMTP_CA_FILE=str(ca_file), METERLINE_ALERTS__SMTP_USERNAME=SMTP_USER,
-        METERLINE_ALERTS__SECRETS_FILE=str(secrets), METERLINE_ALERTS__SMTP_DEFAULT_RECIPIENTS='["oncall@example.org"]',
-    )  # fmt: skip
+        tmp_path,
+        "alerts",
+        "test",
+        "--channel",
+        "email",
+        METERLINE_ALERTS__SMTP_PORT=str(server.port),
+        METERLINE_ALERTS__SMTP_SECURITY="starttls",
+        METERLINE_ALERTS__SMTP_CA_FILE=str(ca_file),
+        METERLINE_ALERTS__SMTP_USERNAME=SMTP_USER,
+        METERLINE_ALERTS__SECRETS_FILE=str(secrets),
+        METERLINE_ALERTS__SMTP_DEFAULT_RECIPIENTS='["oncall@example.org"]',
+    )
     assert code == 0, output
     assert server.messages[0].rcpt_tos == ["oncall@example.org"] and server.logins
     assert SMTP_PASSWORD not in output
@@ -73,10 +94,17 @@ def test_alerts_test_email_uses_the_secrets_file(tmp_path: Path, smtp_factory: C
 
 def test_alerts_test_with_nobody_listening_fails_after_retries(tmp_path: Path) -> None:
     code, output = run(
-        tmp_path, "alerts", "test", "--channel", "email", "--target", "a@example.org",
-        METERLINE_ALERTS__SMTP_PORT=str(find_free_port()), METERLINE_ALERTS__RETRY_DEADLINE_SECONDS="0.5",
+        tmp_path,
+        "alerts",
+        "test",
+        "--channel",
+        "email",
+        "--target",
+        "a@example.org",
+        METERLINE_ALERTS__SMTP_PORT=str(find_free_port()),
+        METERLINE_ALERTS__RETRY_DEADLINE_SECONDS="0.5",
         METERLINE_ALERTS__RETRY_INITIAL_SECONDS="0.05",
-    )  # fmt: skip
+    )
     assert code == 1 and "connection refused" in output and "retry deadline reached" in output
 
 
@@ -87,8 +115,17 @@ def test_alerts_list_shows_recent_deliveries(tmp_path: Path, chdb_dsn: str) -> N
         now = datetime.now(UTC)
         DeliveryLog(client).write(
             [
-                delivery_record(threshold_alert(), Destination("slack", "#costs"), "sent", now, attempts=1, external_id="C1/1.2"),
-                delivery_record(forecast_alert(), Destination("email", "a@example.org"), "failed", now, attempts=3, reason="SMTP 554 no"),
+                delivery_record(
+                    threshold_alert(), Destination("slack", "#costs"), "sent", now, attempts=1, external_id="C1/1.2"
+                ),
+                delivery_record(
+                    forecast_alert(),
+                    Destination("email", "a@example.org"),
+                    "failed",
+                    now,
+                    attempts=3,
+                    reason="SMTP 554 no",
+                ),
             ]
         )
     finally:
@@ -104,19 +141,29 @@ def test_alerts_list_shows_recent_deliveries(tmp_path: Path, chdb_dsn: str) -> N
 def test_alerts_test_webhook_posts_a_signed_message(tmp_path: Path, webhook_receiver: HttpDouble) -> None:
     secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     code, output = run(
-        tmp_path, "alerts", "test", "--channel", "webhook",
-        METERLINE_ALERTS__WEBHOOK_URL=webhook_receiver.url("/in?token=t0k3n"), METERLINE_ALERTS__WEBHOOK_SECRET=secret,
-    )  # fmt: skip
+        tmp_path,
+        "alerts",
+        "test",
+        "--channel",
+        "webhook",
+        METERLINE_ALERTS__WEBHOOK_URL=webhook_receiver.url("/in?token=t0k3n"),
+        METERLINE_ALERTS__WEBHOOK_SECRET=secret,
+    )
     assert code == 0, output
     assert f"delivered to webhook:{webhook_receiver.url('')} after 1 attempt(s)" in " ".join(output.split())
     (received,) = webhook_receiver.requests
-    expected = signature(signing_key(secret), received.headers["webhook-id"], int(received.headers["webhook-timestamp"]), received.body)
+    expected = signature(
+        signing_key(secret), received.headers["webhook-id"], int(received.headers["webhook-timestamp"]), received.body
+    )
     assert received.headers["webhook-signature"] == expected
     assert "t0k3n" not in output and "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" not in output
 
 
 def test_alerts_test_pagerduty_triggers_and_a_bad_key_exits_1(tmp_path: Path, fake_pagerduty: HttpDouble) -> None:
-    env = {"METERLINE_ALERTS__PAGERDUTY_ROUTING_KEY": "R" * 32, "METERLINE_ALERTS__PAGERDUTY_EVENTS_URL": fake_pagerduty.url("/v2/enqueue")}
+    env = {
+        "METERLINE_ALERTS__PAGERDUTY_ROUTING_KEY": "R" * 32,
+        "METERLINE_ALERTS__PAGERDUTY_EVENTS_URL": fake_pagerduty.url("/v2/enqueue"),
+    }
     code, output = run(tmp_path, "alerts", "test", "--channel", "pagerduty", **env)
     assert code == 0, output
     assert "delivered to pagerduty:events-v2 after 1 attempt(s)" in output

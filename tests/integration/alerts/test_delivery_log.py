@@ -16,8 +16,20 @@ AT = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
 
 def record(n: int, status: str) -> DeliveryRecord:
-    return DeliveryRecord(f"team-{n}/daily/2026-11-29/threshold/50", "slack", f"#team-{n}", status, 1, "", "",
-                          f"team-{n}", "daily", "threshold", "2026-11-29", AT + timedelta(seconds=n))  # fmt: skip
+    return DeliveryRecord(
+        f"team-{n}/daily/2026-11-29/threshold/50",
+        "slack",
+        f"#team-{n}",
+        status,
+        1,
+        "",
+        "",
+        f"team-{n}",
+        "daily",
+        "threshold",
+        "2026-11-29",
+        AT + timedelta(seconds=n),
+    )
 
 
 def test_concurrent_writes_share_inserts_and_each_returns_once_its_records_are_stored(chdb_dsn: str) -> None:

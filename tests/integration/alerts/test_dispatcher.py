@@ -44,23 +44,37 @@ def running(settings: Settings, dsn: str) -> Iterator[AlertDispatcher]:
     assert dispatcher.error is None
 
 
-def make_settings(tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, slack: FakeSlack, smtp_port: int, **alerts: Any) -> Settings:
+def make_settings(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str, slack: FakeSlack, smtp_port: int, **alerts: Any
+) -> Settings:
     return dispatcher_settings(
-        bootstrap=kafka_bootstrap, prefix=topic_prefix, slack_url=slack.base_url, smtp_port=smtp_port,
-        data_dir=tmp_path, **alerts,
-    )  # fmt: skip
+        bootstrap=kafka_bootstrap,
+        prefix=topic_prefix,
+        slack_url=slack.base_url,
+        smtp_port=smtp_port,
+        data_dir=tmp_path,
+        **alerts,
+    )
 
 
 def test_each_alert_reaches_each_route_once_and_offsets_follow_the_records(
-    migrated: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-    fake_slack: FakeSlack, smtp_factory: Callable[..., SmtpServer],
-) -> None:  # fmt: skip
+    migrated: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    smtp_factory: Callable[..., SmtpServer],
+) -> None:
     smtp = smtp_factory()
     settings = make_settings(tmp_path, kafka_bootstrap, topic_prefix, fake_slack, smtp.port)
     first, second = threshold_alert(), forecast_alert()
     produce(settings, [first, second, first])  # the third is a duplicate of the first
     with running(settings, chdb_dsn) as dispatcher:
-        wait_for(lambda: dispatcher.stats["sent"] == 4 and committed_offset(settings, dispatcher.consumer_group) == 3, "4 deliveries and offset 3")
+        wait_for(
+            lambda: dispatcher.stats["sent"] == 4 and committed_offset(settings, dispatcher.consumer_group) == 3,
+            "4 deliveries and offset 3",
+        )
         assert dispatcher.healthy()
         assert dispatcher.stats["duplicates"] == 2 and dispatcher.stats["received"] == 3
     recorded = deliveries(migrated)
@@ -74,7 +88,10 @@ def test_each_alert_reaches_each_route_once_and_offsets_follow_the_records(
     assert sorted(p.args["channel"] for p in posts) == ["#costs", "#platform"]
     assert sorted(m.rcpt_tos[0] for m in smtp.messages) == ["finance@example.org", "lead@example.org"]
     slack_ts = {m["ts"] for messages in fake_slack.messages.values() for m in messages}
-    assert {recorded[(first.alert_id, "slack", "#platform")][3].split("/")[1], recorded[(second.alert_id, "slack", "#costs")][3].split("/")[1]} == slack_ts
+    assert {
+        recorded[(first.alert_id, "slack", "#platform")][3].split("/")[1],
+        recorded[(second.alert_id, "slack", "#costs")][3].split("/")[1],
+    } == slack_ts
 
     # The same alerts again (a replay) after a restart: nothing is sent twice.
     produce(settings, [second, first])
@@ -85,8 +102,13 @@ def test_each_alert_reaches_each_route_once_and_offsets_follow_the_records(
 
 
 def test_a_failing_channel_does_not_hold_up_another(
-    migrated: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, fake_slack: FakeSlack,
-) -> None:  # fmt: skip
+    migrated: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+) -> None:
     settings = make_settings(tmp_path, kafka_bootstrap, topic_prefix, fake_slack, find_free_port())  # nobody listens
     alert = forecast_alert()
     produce(settings, [alert])
@@ -98,14 +120,21 @@ def test_a_failing_channel_does_not_hold_up_another(
         wait_for(lambda: committed_offset(settings, dispatcher.consumer_group) == 1, "offset 1")
     recorded = deliveries(migrated)
     status, attempts, reason, _ = recorded[(alert.alert_id, "email", "finance@example.org")]
-    assert status == "failed" and attempts >= 2 and "connection refused" in reason and "retry deadline reached" in reason
+    assert (
+        status == "failed" and attempts >= 2 and "connection refused" in reason and "retry deadline reached" in reason
+    )
     assert recorded[(alert.alert_id, "slack", "#costs")][0] == "sent"
 
 
 def test_many_pending_alerts_go_out_as_one_digest(
-    migrated: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-    fake_slack: FakeSlack, smtp_factory: Callable[..., SmtpServer],
-) -> None:  # fmt: skip
+    migrated: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    smtp_factory: Callable[..., SmtpServer],
+) -> None:
     smtp = smtp_factory()
     settings = make_settings(tmp_path, kafka_bootstrap, topic_prefix, fake_slack, smtp.port, digest_after=3)
     alerts = [forecast_alert(), unpriced_alert()] + [threshold_alert(team=f"team-{i}") for i in range(3)]
@@ -123,9 +152,14 @@ def test_many_pending_alerts_go_out_as_one_digest(
 
 
 def test_rows_left_sending_by_a_crash_are_resolved_per_channel(
-    migrated: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-    fake_slack: FakeSlack, smtp_factory: Callable[..., SmtpServer],
-) -> None:  # fmt: skip
+    migrated: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    smtp_factory: Callable[..., SmtpServer],
+) -> None:
     """A crash state written directly: what each channel does with a delivery left `sending`."""
     import asyncio
 
@@ -140,10 +174,23 @@ def test_rows_left_sending_by_a_crash_are_resolved_per_channel(
     crashed_at = datetime.now(UTC)  # Slack's history is searched from about this time
     DeliveryLog(migrated).write(
         [
-            delivery_record(posted, Destination("slack", "#platform"), "sending", crashed_at, attempts=1, reason="attempt 1"),
-            delivery_record(posted, Destination("email", "lead@example.org"), "sending", crashed_at, attempts=1, reason="attempt 1"),
-            delivery_record(unposted, Destination("slack", "#costs"), "sending", crashed_at, attempts=1, reason="attempt 1"),
-            delivery_record(refused, Destination("email", "finance@example.org"), "sending", crashed_at, attempts=2, reason="not sent: SMTP 451"),
+            delivery_record(
+                posted, Destination("slack", "#platform"), "sending", crashed_at, attempts=1, reason="attempt 1"
+            ),
+            delivery_record(
+                posted, Destination("email", "lead@example.org"), "sending", crashed_at, attempts=1, reason="attempt 1"
+            ),
+            delivery_record(
+                unposted, Destination("slack", "#costs"), "sending", crashed_at, attempts=1, reason="attempt 1"
+            ),
+            delivery_record(
+                refused,
+                Destination("email", "finance@example.org"),
+                "sending",
+                crashed_at,
+                attempts=2,
+                reason="not sent: SMTP 451",
+            ),
         ]
     )
     produce(settings, [posted, unposted, refused])
@@ -163,16 +210,28 @@ def test_rows_left_sending_by_a_crash_are_resolved_per_channel(
 
 
 def test_resend_unconfirmed_chooses_at_least_once(
-    migrated: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-    fake_slack: FakeSlack, smtp_factory: Callable[..., SmtpServer],
-) -> None:  # fmt: skip
+    migrated: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    smtp_factory: Callable[..., SmtpServer],
+) -> None:
     smtp = smtp_factory()
     settings = make_settings(
-        tmp_path, kafka_bootstrap, topic_prefix, fake_slack, smtp.port,
-        resend_unconfirmed=True, default_routes=[{"channel": "email"}],
-    )  # fmt: skip
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        fake_slack,
+        smtp.port,
+        resend_unconfirmed=True,
+        default_routes=[{"channel": "email"}],
+    )
     alert = forecast_alert()
-    DeliveryLog(migrated).write([delivery_record(alert, Destination("email", "finance@example.org"), "sending", NOW, attempts=1)])
+    DeliveryLog(migrated).write(
+        [delivery_record(alert, Destination("email", "finance@example.org"), "sending", NOW, attempts=1)]
+    )
     produce(settings, [alert])
     with running(settings, chdb_dsn) as dispatcher:
         wait_for(lambda: dispatcher.stats["sent"] == 1, "the re-send")
@@ -181,8 +240,13 @@ def test_resend_unconfirmed_chooses_at_least_once(
 
 
 def test_a_missing_table_stops_the_dispatcher_with_a_fix(
-    chdb_client: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, fake_slack: FakeSlack,
-) -> None:  # fmt: skip
+    chdb_client: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+) -> None:
     settings = make_settings(tmp_path, kafka_bootstrap, topic_prefix, fake_slack, find_free_port())
     dispatcher = AlertDispatcher(settings, client_factory=lambda: open_client(chdb_dsn))
     dispatcher.start()
@@ -192,15 +256,25 @@ def test_a_missing_table_stops_the_dispatcher_with_a_fix(
 
 
 def test_a_stop_during_retries_resends_after_restart_what_was_surely_not_sent(
-    migrated: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-    fake_slack: FakeSlack, smtp_factory: Callable[..., SmtpServer],
-) -> None:  # fmt: skip
+    migrated: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    fake_slack: FakeSlack,
+    smtp_factory: Callable[..., SmtpServer],
+) -> None:
     smtp = smtp_factory()
     smtp.replies += ["451 4.3.0 mailbox busy"] * 1000
     settings = make_settings(
-        tmp_path, kafka_bootstrap, topic_prefix, fake_slack, smtp.port,
-        default_routes=[{"channel": "email"}], retry_deadline_seconds=120.0,
-    )  # fmt: skip
+        tmp_path,
+        kafka_bootstrap,
+        topic_prefix,
+        fake_slack,
+        smtp.port,
+        default_routes=[{"channel": "email"}],
+        retry_deadline_seconds=120.0,
+    )
     alert = forecast_alert()
     produce(settings, [alert])
     key = (alert.alert_id, "email", "finance@example.org")

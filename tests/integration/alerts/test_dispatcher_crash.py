@@ -29,19 +29,33 @@ def test_sigkill_between_send_and_record_does_not_post_twice(
     apply_migrations(client)
     client.close()  # chDB: one process at a time may open the path, and the child needs it
     settings = dispatcher_settings(
-        bootstrap=kafka_bootstrap, prefix=topic_prefix, slack_url=fake_slack.base_url, smtp_port=1,
-        data_dir=tmp_path, default_routes=[{"channel": "slack", "target": "#costs"}],
-    )  # fmt: skip
+        bootstrap=kafka_bootstrap,
+        prefix=topic_prefix,
+        slack_url=fake_slack.base_url,
+        smtp_port=1,
+        data_dir=tmp_path,
+        default_routes=[{"channel": "slack", "target": "#costs"}],
+    )
     alert = forecast_alert()
     produce(settings, [alert])
     fake_slack.known_channels.add("costs")
     fake_slack.hold.set()  # keep the message, never answer: the child cannot record `sent`
     stderr = (tmp_path / "child.log").open("wb")
     child = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.alerts.dispatcher_process",
-         kafka_bootstrap, topic_prefix, fake_slack.base_url, str(tmp_path), chdb_dsn],
-        cwd=REPO_ROOT, stderr=stderr, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "tests.integration.alerts.dispatcher_process",
+            kafka_bootstrap,
+            topic_prefix,
+            fake_slack.base_url,
+            str(tmp_path),
+            chdb_dsn,
+        ],
+        cwd=REPO_ROOT,
+        stderr=stderr,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
     try:
         wait_for(fake_slack.holding.is_set, "the child to post to Slack", timeout=120)
         os.kill(child.pid, signal.SIGKILL)

@@ -24,9 +24,13 @@ def test_an_aborted_alert_is_never_delivered(
 ) -> None:
     apply_migrations(chdb_client)
     settings = dispatcher_settings(
-        bootstrap=kafka_bootstrap, prefix=topic_prefix, slack_url=fake_slack.base_url, smtp_port=1, data_dir=tmp_path,
+        bootstrap=kafka_bootstrap,
+        prefix=topic_prefix,
+        slack_url=fake_slack.base_url,
+        smtp_port=1,
+        data_dir=tmp_path,
         default_routes=[{"channel": "slack", "target": "#costs"}],
-    )  # fmt: skip
+    )
     aborted, committed = threshold_alert(), forecast_alert()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=f"{topic_prefix}{uuid.uuid4().hex}")
     producer.init_transactions()

@@ -54,7 +54,10 @@ def test_plain_smtp_delivers_multipart_text_and_html(smtp_factory: Callable[...,
     assert envelope.mail_from == "costs@example.org"
     assert envelope.rcpt_tos == ["lead@example.org", "ops@example.org"]
     message = received(server)
-    assert message["Subject"] == "[meterline] platform/monthly crossed 80% of its monthly budget: $812.40 of $1,000.00 (81.2%)"
+    assert (
+        message["Subject"]
+        == "[meterline] platform/monthly crossed 80% of its monthly budget: $812.40 of $1,000.00 (81.2%)"
+    )
     assert message["Message-ID"] == message_id == message_id_for((view.alert_id,), "costs@example.org")
     text = message.get_body(("plain",))
     html = message.get_body(("html",))
@@ -64,14 +67,19 @@ def test_plain_smtp_delivers_multipart_text_and_html(smtp_factory: Callable[...,
 
 
 @pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN"])
-def test_starttls_and_login(smtp_factory: Callable[..., SmtpServer], tls_ca: tuple[Path, ssl.SSLContext], mechanism: str) -> None:
+def test_starttls_and_login(
+    smtp_factory: Callable[..., SmtpServer], tls_ca: tuple[Path, ssl.SSLContext], mechanism: str
+) -> None:
     ca_file, context = tls_ca
     other = "PLAIN" if mechanism == "LOGIN" else "LOGIN"
     server = smtp_factory(starttls=context, auth=True, exclude=(other, "CRAM-MD5"))
     sender = channel(
-        server.port, smtp_security="starttls", smtp_ca_file=ca_file,
-        smtp_username=SMTP_USER, smtp_password=SecretStr(SMTP_PASSWORD),
-    )  # fmt: skip
+        server.port,
+        smtp_security="starttls",
+        smtp_ca_file=ca_file,
+        smtp_username=SMTP_USER,
+        smtp_password=SecretStr(SMTP_PASSWORD),
+    )
     asyncio.run(sender.send(TO, [alert_view(forecast_alert(), NOW)]))
     assert server.logins == [mechanism]
     assert received(server)["Subject"].startswith("[meterline] search/daily-cap is forecast to spend $102.86")
@@ -81,27 +89,37 @@ def test_implicit_tls_and_login(smtp_factory: Callable[..., SmtpServer], tls_ca:
     ca_file, context = tls_ca
     server = smtp_factory(implicit_tls=context, auth=True)
     sender = channel(
-        server.port, smtp_security="tls", smtp_ca_file=ca_file,
-        smtp_username=SMTP_USER, smtp_password=SecretStr(SMTP_PASSWORD),
-    )  # fmt: skip
+        server.port,
+        smtp_security="tls",
+        smtp_ca_file=ca_file,
+        smtp_username=SMTP_USER,
+        smtp_password=SecretStr(SMTP_PASSWORD),
+    )
     asyncio.run(sender.send(TO, [alert_view(threshold_alert(), NOW)]))
     assert len(server.messages) == 1 and server.logins
 
 
-def test_wrong_password_is_permanent_and_names_the_setting(smtp_factory: Callable[..., SmtpServer], tls_ca: tuple[Path, ssl.SSLContext]) -> None:
+def test_wrong_password_is_permanent_and_names_the_setting(
+    smtp_factory: Callable[..., SmtpServer], tls_ca: tuple[Path, ssl.SSLContext]
+) -> None:
     ca_file, context = tls_ca
     server = smtp_factory(starttls=context, auth=True)
     sender = channel(
-        server.port, smtp_security="starttls", smtp_ca_file=ca_file,
-        smtp_username=SMTP_USER, smtp_password=SecretStr("wrong-pw"),
-    )  # fmt: skip
+        server.port,
+        smtp_security="starttls",
+        smtp_ca_file=ca_file,
+        smtp_username=SMTP_USER,
+        smtp_password=SecretStr("wrong-pw"),
+    )
     with pytest.raises(PermanentDeliveryError, match="535.*METERLINE_ALERTS__SMTP_PASSWORD") as caught:
         asyncio.run(sender.send(TO, [alert_view(threshold_alert(), NOW)]))
     assert "wrong-pw" not in str(caught.value)
     assert server.messages == []
 
 
-def test_untrusted_certificate_is_permanent(smtp_factory: Callable[..., SmtpServer], tls_ca: tuple[Path, ssl.SSLContext]) -> None:
+def test_untrusted_certificate_is_permanent(
+    smtp_factory: Callable[..., SmtpServer], tls_ca: tuple[Path, ssl.SSLContext]
+) -> None:
     server = smtp_factory(starttls=tls_ca[1])
     with pytest.raises(PermanentDeliveryError, match="alerts.smtp_ca_file"):
         asyncio.run(channel(server.port, smtp_security="starttls").send(TO, [alert_view(threshold_alert(), NOW)]))
@@ -120,7 +138,9 @@ def test_smtp_4xx_is_retried_then_delivered_once(smtp_factory: Callable[..., Smt
 def test_smtp_5xx_is_not_retried(smtp_factory: Callable[..., SmtpServer]) -> None:
     server = smtp_factory()
     server.replies += ["554 5.7.1 rejected"]
-    outcome = asyncio.run(send_with_retries(channel(server.port), TO, [alert_view(threshold_alert(), NOW)], FAST, time.monotonic))
+    outcome = asyncio.run(
+        send_with_retries(channel(server.port), TO, [alert_view(threshold_alert(), NOW)], FAST, time.monotonic)
+    )
     assert not outcome.sent and outcome.attempts == 1
     assert "554" in outcome.reason and server.messages == []
 

@@ -28,7 +28,9 @@ FAST = RetryPolicy(initial_seconds=0.05, max_seconds=0.1, deadline_seconds=1.0, 
 
 
 def bot(fake: FakeSlack) -> SlackChannel:
-    return SlackChannel(AlertSettings(slack_token=SecretStr("xoxb-test-token"), slack_base_url=fake.base_url, send_timeout_seconds=5))
+    return SlackChannel(
+        AlertSettings(slack_token=SecretStr("xoxb-test-token"), slack_base_url=fake.base_url, send_timeout_seconds=5)
+    )
 
 
 def deliver(channel: SlackChannel, policy: RetryPolicy = FAST):
@@ -85,7 +87,9 @@ def test_invalid_auth_is_permanent(fake_slack: FakeSlack) -> None:
 
 
 def test_refused_connection_is_retried_then_fails() -> None:
-    channel = SlackChannel(AlertSettings(slack_token=SecretStr("xoxb-t"), slack_base_url=f"http://127.0.0.1:{find_free_port()}/api/"))
+    channel = SlackChannel(
+        AlertSettings(slack_token=SecretStr("xoxb-t"), slack_base_url=f"http://127.0.0.1:{find_free_port()}/api/")
+    )
     outcome = deliver(channel)
     assert not outcome.sent and outcome.attempts >= 2 and outcome.reason.startswith("network: ")
 

@@ -32,17 +32,25 @@ FAST = RetryPolicy(initial_seconds=0.05, max_seconds=0.1, deadline_seconds=1.0, 
 
 
 def webhook(url: str) -> WebhookChannel:
-    return WebhookChannel(AlertSettings(webhook_url=SecretStr(url), webhook_secret=SecretStr(SECRET), send_timeout_seconds=5), lambda: NOW)
+    return WebhookChannel(
+        AlertSettings(webhook_url=SecretStr(url), webhook_secret=SecretStr(SECRET), send_timeout_seconds=5), lambda: NOW
+    )
 
 
 def pagerduty(url: str) -> PagerDutyChannel:
-    return PagerDutyChannel(AlertSettings(pagerduty_routing_key=SecretStr(ROUTING_KEY), pagerduty_events_url=url, send_timeout_seconds=5))
+    return PagerDutyChannel(
+        AlertSettings(pagerduty_routing_key=SecretStr(ROUTING_KEY), pagerduty_events_url=url, send_timeout_seconds=5)
+    )
 
 
-def deliver(channel: WebhookChannel | PagerDutyChannel, destination: Destination, policy: RetryPolicy = FAST, views=None):
+def deliver(
+    channel: WebhookChannel | PagerDutyChannel, destination: Destination, policy: RetryPolicy = FAST, views=None
+):
     async def run():
         try:
-            return await send_with_retries(channel, destination, views or [alert_view(threshold_alert(), NOW)], policy, time.monotonic)
+            return await send_with_retries(
+                channel, destination, views or [alert_view(threshold_alert(), NOW)], policy, time.monotonic
+            )
         finally:
             await channel.aclose()
 
@@ -55,7 +63,9 @@ def test_webhook_posts_json_a_receiver_can_verify(webhook_receiver: HttpDouble) 
     assert outcome.sent and outcome.external_id == received.headers["webhook-id"]
     assert received.path == "/hooks/costs?token=abc" and received.headers["content-type"] == "application/json"
     # Verify as a receiver would: recompute the signature over the exact bytes received.
-    expected = signature(signing_key(SECRET), received.headers["webhook-id"], int(received.headers["webhook-timestamp"]), received.body)
+    expected = signature(
+        signing_key(SECRET), received.headers["webhook-id"], int(received.headers["webhook-timestamp"]), received.body
+    )
     assert received.headers["webhook-signature"] == expected
     assert int(received.headers["webhook-timestamp"]) == int(NOW.timestamp())
     assert received.json()["data"]["alerts"][0]["alert_id"] == threshold_alert().alert_id
@@ -78,7 +88,9 @@ def test_webhook_4xx_is_permanent_and_neither_secret_nor_url_path_shows(
     outcome = deliver(webhook(webhook_receiver.url("/in/s3cr3tpath")), HOOK)
     assert not outcome.sent and outcome.attempts == 1 and outcome.reason == "HTTP 410"
     refused = deliver(webhook(f"http://127.0.0.1:{find_free_port()}/in/s3cr3tpath"), HOOK)
-    assert not refused.sent and refused.attempts >= 2 and refused.reason.startswith("cannot connect to http://127.0.0.1:")
+    assert (
+        not refused.sent and refused.attempts >= 2 and refused.reason.startswith("cannot connect to http://127.0.0.1:")
+    )
     for text in [outcome.reason, refused.reason, caplog.text]:
         assert "s3cr3tpath" not in text and "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" not in text
 
@@ -100,7 +112,11 @@ def test_pagerduty_429_is_retried_and_400_is_permanent_without_the_key(
     outcome = deliver(pagerduty(fake_pagerduty.url("/v2/enqueue")), PD, RetryPolicy(0.05, 0.1, 5, rng=lambda: 0.5))
     first, second = fake_pagerduty.requests
     assert outcome.sent and outcome.attempts == 2 and second.received - first.received >= 1.0
-    invalid = {"status": "invalid event", "message": "Event object is invalid", "errors": [f"routing_key {ROUTING_KEY} is unknown"]}
+    invalid = {
+        "status": "invalid event",
+        "message": "Event object is invalid",
+        "errors": [f"routing_key {ROUTING_KEY} is unknown"],
+    }
     fake_pagerduty.plan(Answer(400, invalid))
     caplog.set_level(logging.DEBUG)
     with pytest.raises(PermanentDeliveryError, match="Event object is invalid") as caught:

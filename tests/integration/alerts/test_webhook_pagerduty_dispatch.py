@@ -72,16 +72,24 @@ def events(pagerduty: HttpDouble, action: str) -> list[str]:
 
 
 def test_each_alert_is_posted_and_triggered_once_and_resolved_once_its_period_ends(
-    chdb_client: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-    webhook_receiver: HttpDouble, fake_pagerduty: HttpDouble,
-) -> None:  # fmt: skip
+    chdb_client: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    webhook_receiver: HttpDouble,
+    fake_pagerduty: HttpDouble,
+) -> None:
     apply_migrations(chdb_client)
     settings = settings_for(tmp_path, kafka_bootstrap, topic_prefix, webhook_receiver, fake_pagerduty)
     monthly, daily = threshold_alert(), forecast_alert()  # periods 2026-11 (Berlin) and 2026-11-28 (UTC)
     clock = Clock(NOW)
     produce(settings, [monthly, daily, monthly])  # the third is a duplicate
     with running(settings, chdb_dsn, clock) as dispatcher:
-        wait_for(lambda: dispatcher.stats["sent"] == 4 and committed_offset(settings, dispatcher.consumer_group) == 3, "4 deliveries and offset 3")
+        wait_for(
+            lambda: dispatcher.stats["sent"] == 4 and committed_offset(settings, dispatcher.consumer_group) == 3,
+            "4 deliveries and offset 3",
+        )
         assert dispatcher.stats["duplicates"] == 2 and dispatcher.stats["resolved"] == 0
         clock.now = datetime(2026, 11, 29, 1, 0, tzinfo=UTC)  # the day of `daily` is over, November is not
         wait_for(lambda: dispatcher.stats["resolved"] == 1, "the daily incident to resolve")
@@ -100,7 +108,10 @@ def test_each_alert_is_posted_and_triggered_once_and_resolved_once_its_period_en
     produce(settings, [daily, monthly])
     clock.now = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
     with running(settings, chdb_dsn, clock) as again:
-        wait_for(lambda: committed_offset(settings, again.consumer_group) == 5 and again.stats["resolved"] == 1, "offset 5 and one resolve")
+        wait_for(
+            lambda: committed_offset(settings, again.consumer_group) == 5 and again.stats["resolved"] == 1,
+            "offset 5 and one resolve",
+        )
         assert again.stats["duplicates"] == 4 and again.stats["sent"] == 0
     assert len(webhook_receiver.accepted) == 2 and len(events(fake_pagerduty, "trigger")) == 2
     assert events(fake_pagerduty, "resolve") == [daily.alert_id, monthly.alert_id]
@@ -108,9 +119,14 @@ def test_each_alert_is_posted_and_triggered_once_and_resolved_once_its_period_en
 
 
 def test_rows_left_sending_by_a_crash_resend_to_pagerduty_and_stay_unsent_to_the_webhook(
-    chdb_client: Any, chdb_dsn: str, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path,
-    webhook_receiver: HttpDouble, fake_pagerduty: HttpDouble,
-) -> None:  # fmt: skip
+    chdb_client: Any,
+    chdb_dsn: str,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    tmp_path: Path,
+    webhook_receiver: HttpDouble,
+    fake_pagerduty: HttpDouble,
+) -> None:
     """A crash between a send and its record: PagerDuty's dedup key makes a resend harmless, so it
     is re-sent; a webhook receiver cannot be asked, so at-most-once (the default) records failed."""
     apply_migrations(chdb_client)
@@ -120,8 +136,12 @@ def test_rows_left_sending_by_a_crash_resend_to_pagerduty_and_stay_unsent_to_the
     crashed_at = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
     DeliveryLog(chdb_client).write(
         [
-            delivery_record(alert, Destination("pagerduty", "events-v2"), "sending", crashed_at, attempts=1, reason="attempt 1"),
-            delivery_record(alert, Destination("webhook", hook_target), "sending", crashed_at, attempts=1, reason="attempt 1"),
+            delivery_record(
+                alert, Destination("pagerduty", "events-v2"), "sending", crashed_at, attempts=1, reason="attempt 1"
+            ),
+            delivery_record(
+                alert, Destination("webhook", hook_target), "sending", crashed_at, attempts=1, reason="attempt 1"
+            ),
         ]
     )
     produce(settings, [alert])
@@ -129,7 +149,9 @@ def test_rows_left_sending_by_a_crash_resend_to_pagerduty_and_stay_unsent_to_the
         wait_for(lambda: committed_offset(settings, dispatcher.consumer_group) == 1, "offset 1")
     recorded = deliveries(chdb_client)
     pagerduty_status, pagerduty_attempts, _, _ = recorded[(alert.alert_id, "pagerduty", "events-v2")]
-    assert (pagerduty_status, pagerduty_attempts) == ("sent", 2) and events(fake_pagerduty, "trigger") == [alert.alert_id]
+    assert (pagerduty_status, pagerduty_attempts) == ("sent", 2) and events(fake_pagerduty, "trigger") == [
+        alert.alert_id
+    ]
     webhook_status, _, webhook_reason, _ = recorded[(alert.alert_id, "webhook", hook_target)]
     assert webhook_status == "failed" and "outcome unknown after a restart" in webhook_reason
     assert webhook_receiver.requests == []

@@ -21,7 +21,9 @@ from tests.support.slack_server import FakeSlack
 from tests.support.smtp import SmtpServer
 
 
-def figures(client: Any, scenario: Scenario, slack: FakeSlack, smtp: SmtpServer, phases: int | None = None) -> dict[str, Any]:
+def figures(
+    client: Any, scenario: Scenario, slack: FakeSlack, smtp: SmtpServer, phases: int | None = None
+) -> dict[str, Any]:
     """Lost and doubled events, money off, alerts missing or doubled, after `phases` phases."""
     upto = len(scenario.phases) if phases is None else phases
     expected = set(scenario.events_upto(upto))
@@ -86,9 +88,12 @@ def trace_missing(bootstrap: str, prefix: str, missing: set[str], limit: int = 2
 
 def _read_all(bootstrap: str, topic: str) -> list[Any]:
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap.split(","), isolation_level="read_committed", enable_auto_commit=False, group_id=None,
+        bootstrap_servers=bootstrap.split(","),
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        group_id=None,
         consumer_timeout_ms=3000,
-    )  # fmt: skip
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)

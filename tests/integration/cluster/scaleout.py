@@ -91,7 +91,12 @@ class ScaleOut:
             folder.mkdir(parents=True, exist_ok=True)
             toml = pipeline_toml(self.scenario, self.slack, self.smtp)
             worker = WorkerProcess(
-                self.cluster.bootstrap, self.prefix, folder, toml=toml, only=None if name == "a" else "stream", env=cluster_env()
+                self.cluster.bootstrap,
+                self.prefix,
+                folder,
+                toml=toml,
+                only=None if name == "a" else "stream",
+                env=cluster_env(),
             )
             self.workers[name] = worker
         worker.start()
@@ -121,9 +126,12 @@ class ScaleOut:
         start = self.taken()
         wait_for(
             lambda: self.taken() >= start + events or (self.load is not None and self.load.finished),
-            f"{events} more events taken {what}", timeout,
-        )  # fmt: skip
-        self.note(f"{events} more events taken {what}" if self.taken() >= start + events else f"the load ran out {what}")
+            f"{events} more events taken {what}",
+            timeout,
+        )
+        self.note(
+            f"{events} more events taken {what}" if self.taken() >= start + events else f"the load ran out {what}"
+        )
 
     def _group_state(self) -> int:
         """Members of the stream's consumer group if it is stable, else -1 (rebalancing, or its
@@ -346,10 +354,16 @@ def random_fault(run: ScaleOut, rng: random.Random) -> Callable[[], None]:
         partition = rng.randrange(PARTITIONS)
         return lambda: kill_partition_leader(run, partition)
     if kind == "kill-worker":
-        victim = rng.choice([n for n in run.workers if run.workers[n].proc is not None and run.workers[n].proc.poll() is None])  # type: ignore[union-attr]
+        victim = rng.choice(
+            [n for n in run.workers if (proc := run.workers[n].proc) is not None and proc.poll() is None]
+        )
         return lambda: kill_worker(run, victim)
     if kind == "join-worker":
-        name = next(n for n in "bcdefg" if n not in run.workers or run.workers[n].proc is None or run.workers[n].proc.poll() is not None)  # type: ignore[union-attr]
+        name = next(
+            n
+            for n in "bcdefg"
+            if n not in run.workers or (proc := run.workers[n].proc) is None or proc.poll() is not None
+        )
         return lambda: join_worker(run, name)
     if kind == "leave-worker":
         name = max(streams)

@@ -42,10 +42,18 @@ BULK_PHASES = 2
 
 @pytest.fixture
 def scaleout(
-    cluster: LocalKafkaCluster, topic_prefix: str, tmp_path: Path, catalog: Any, fake_slack: FakeSlack, smtp_server: SmtpServer, request: pytest.FixtureRequest
+    cluster: LocalKafkaCluster,
+    topic_prefix: str,
+    tmp_path: Path,
+    catalog: Any,
+    fake_slack: FakeSlack,
+    smtp_server: SmtpServer,
+    request: pytest.FixtureRequest,
 ) -> Iterator[ScaleOut]:
     seed = 90 + sum(map(ord, request.node.name)) % 50
-    scenario = build_scenario(catalog, seed=seed, now=datetime.now(UTC), names=TEAMS, bulk_size=BULK, bulk_phases=BULK_PHASES)
+    scenario = build_scenario(
+        catalog, seed=seed, now=datetime.now(UTC), names=TEAMS, bulk_size=BULK, bulk_phases=BULK_PHASES
+    )
     run = ScaleOut(cluster, topic_prefix, tmp_path, scenario, fake_slack, smtp_server)
     try:
         yield run
@@ -76,7 +84,9 @@ def test_a_killing_the_leader_of_each_partition_then_restarting_it(scaleout: Sca
     scaleout.start_worker("a")
     scaleout.start_worker("b")
     # usage[1] first: it lost its first records once (no committed offset yet; see stream/offsets.py).
-    run_scenario(scaleout, {0: lambda: kill_partition_leader(scaleout, 1), 1: lambda: kill_partition_leader(scaleout, 2)})
+    run_scenario(
+        scaleout, {0: lambda: kill_partition_leader(scaleout, 1), 1: lambda: kill_partition_leader(scaleout, 2)}
+    )
     assert len(scaleout.faults) == 2
 
 

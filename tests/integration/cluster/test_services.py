@@ -58,7 +58,9 @@ def test_one_broker_logs_its_start_and_status_says_where(tmp_path: Path, kafka_j
 
 
 @pytest.mark.slow
-def test_services_up_brokers_3_runs_a_cluster_that_survives_a_killed_node(tmp_path: Path, kafka_jar_cache: Path) -> None:
+def test_services_up_brokers_3_runs_a_cluster_that_survives_a_killed_node(
+    tmp_path: Path, kafka_jar_cache: Path
+) -> None:
     first = find_free_port_block(3)[0]
     env = _env(tmp_path, kafka_jar_cache, first)
     folder = tmp_path / "kafka-cluster"

@@ -28,7 +28,11 @@ def _describe(bootstrap: str, prefix: str) -> dict[str, tuple[int, set[int], str
         admin.close()
     isr = {name: configs[name].get("min.insync.replicas", {}).get("value", "unset") for name in names}
     return {
-        name: (len(described[name]["partitions"]), {len(p["replica_nodes"]) for p in described[name]["partitions"]}, isr[name])
+        name: (
+            len(described[name]["partitions"]),
+            {len(p["replica_nodes"]) for p in described[name]["partitions"]},
+            isr[name],
+        )
         for name in names
     }
 
@@ -42,14 +46,21 @@ def test_a_worker_on_the_cluster_creates_every_topic_with_replication_3_and_min_
     finally:
         assert worker.stop() == 0, worker.log()
     # Whatever faust made while it ran is listed too: nothing escaped the settings.
-    expected = {spec.name for spec in topic_specs(load_settings(topic_prefix=topic_prefix, topic_replication_factor=3, topic_min_insync_replicas=2))}
+    expected = {
+        spec.name
+        for spec in topic_specs(
+            load_settings(topic_prefix=topic_prefix, topic_replication_factor=3, topic_min_insync_replicas=2)
+        )
+    }
     assert set(found) == expected, set(found) ^ expected
     for name, (partitions, replicas, min_isr) in found.items():
         assert replicas == {3} and min_isr == "2", (name, replicas, min_isr)
         assert partitions == (1 if name.endswith("__leader") else 3), name
 
 
-def test_a_replication_factor_above_the_broker_count_is_refused_naming_the_setting(cluster: LocalKafkaCluster, topic_prefix: str) -> None:
+def test_a_replication_factor_above_the_broker_count_is_refused_naming_the_setting(
+    cluster: LocalKafkaCluster, topic_prefix: str
+) -> None:
     from meterline.errors import ConfigError
 
     settings = load_settings(kafka_bootstrap=cluster.bootstrap, topic_prefix=topic_prefix, topic_replication_factor=4)

@@ -82,19 +82,29 @@ def test_sync_async_streaming_and_failed_calls_each_make_one_event(
     with UsageProducer(kafka_bootstrap, topic, tmp_path / "spool") as producer:
         litellm.callbacks = [MeterlineCallback(producer)]
         done = litellm.completion(
-            model="anthropic/claude-sonnet-4-5", messages=MESSAGES, mock_response=detailed_response(),
+            model="anthropic/claude-sonnet-4-5",
+            messages=MESSAGES,
+            mock_response=detailed_response(),
             metadata={"team": "search", "project": "qa"},
-        )  # fmt: skip
+        )
         stream = litellm.completion(
-            model="gpt-4o", messages=MESSAGES, mock_response="streamed answer in parts", stream=True,
-            stream_options={"include_usage": True}, metadata={"team": "search"},
-        )  # fmt: skip
+            model="gpt-4o",
+            messages=MESSAGES,
+            mock_response="streamed answer in parts",
+            stream=True,
+            stream_options={"include_usage": True},
+            metadata={"team": "search"},
+        )
         chunks = list(stream)
         with pytest.raises(Exception, match="upstream down"):
-            litellm.completion(model="gpt-4o", messages=MESSAGES, mock_response=Exception("upstream down"), metadata={"team": "ads"})
+            litellm.completion(
+                model="gpt-4o", messages=MESSAGES, mock_response=Exception("upstream down"), metadata={"team": "ads"}
+            )
 
         async def async_call() -> Any:
-            answer = await litellm.acompletion(model="gpt-4o-mini", messages=MESSAGES, mock_response="hi", metadata={"team": "ads"})
+            answer = await litellm.acompletion(
+                model="gpt-4o-mini", messages=MESSAGES, mock_response="hi", metadata={"team": "ads"}
+            )
             deadline = time.monotonic() + 30
             while producer.counters().emitted < 4 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)  # the async callback runs as a task of this loop
@@ -109,7 +119,12 @@ def test_sync_async_streaming_and_failed_calls_each_make_one_event(
     assert len(events) == 4  # one per call, nothing twice
     by_model = {e.model: e for e in events if e.status == "ok"}
     detailed = by_model["claude-sonnet-4-5"]
-    assert (detailed.team, detailed.provider, detailed.project, detailed.request_id) == ("search", "anthropic", "qa", "chatcmpl-detailed-1")
+    assert (detailed.team, detailed.provider, detailed.project, detailed.request_id) == (
+        "search",
+        "anthropic",
+        "qa",
+        "chatcmpl-detailed-1",
+    )
     assert (detailed.input_tokens, detailed.output_tokens) == (1200, 300)
     assert (detailed.cache_read_tokens, detailed.cache_write_tokens, detailed.reasoning_tokens) == (800, 100, 120)
     streamed = by_model["gpt-4o"]

@@ -106,7 +106,9 @@ def test_paced_events_gather_for_the_pack_linger_before_packing(
     assert len(records) < 600 / 4, f"{len(records)} messages for 600 paced events: the linger did not pack them"
 
 
-def test_from_settings_uses_the_usage_topic_and_data_dir(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+def test_from_settings_uses_the_usage_topic_and_data_dir(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
     settings = load_settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, data_dir=tmp_path)
     producer = UsageProducer.from_settings(settings)
     assert (producer.topic, producer.bootstrap) == (f"{topic_prefix}usage", kafka_bootstrap)
@@ -118,7 +120,9 @@ def test_from_settings_uses_the_usage_topic_and_data_dir(kafka_bootstrap: str, t
     assert record.value == event.to_json_bytes()
 
 
-def test_integrations_record_through_the_default_producer(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+def test_integrations_record_through_the_default_producer(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
+) -> None:
     topic = f"{topic_prefix}usage"
     ticks = iter([10.0, 10.25, 20.0, 20.5])
     with UsageProducer(kafka_bootstrap, topic, tmp_path / "spool") as producer:
@@ -144,11 +148,25 @@ def test_integrations_record_through_the_default_producer(kafka_bootstrap: str, 
         for e in (UsageEvent.from_json_bytes(r.value) for r in consume(kafka_bootstrap, topic, expected=4))
     }
     assert set(events) == {"r-openai", "r-anthropic", "r-metered", "r-fail"}
-    assert (events["r-openai"].input_tokens, events["r-openai"].cache_read_tokens, events["r-openai"].app) == (328, 256, "chat-api")
-    assert (events["r-anthropic"].input_tokens, events["r-anthropic"].cache_write_tokens, events["r-anthropic"].batch) == (
-        188107, 188086, True,
+    assert (events["r-openai"].input_tokens, events["r-openai"].cache_read_tokens, events["r-openai"].app) == (
+        328,
+        256,
+        "chat-api",
     )
-    assert (events["r-metered"].latency_ms, events["r-metered"].status, events["r-metered"].team) == (250, "ok", "agents")
+    assert (
+        events["r-anthropic"].input_tokens,
+        events["r-anthropic"].cache_write_tokens,
+        events["r-anthropic"].batch,
+    ) == (
+        188107,
+        188086,
+        True,
+    )
+    assert (events["r-metered"].latency_ms, events["r-metered"].status, events["r-metered"].team) == (
+        250,
+        "ok",
+        "agents",
+    )
     failed = events["r-fail"]
     assert (failed.status, failed.latency_ms, failed.input_tokens, failed.model) == ("error", 500, 0, "gpt-4o")
 
@@ -174,8 +192,24 @@ def test_cli_emit_file_sends_valid_lines_and_reports_invalid_ones(
     assert sorted(r.value for r in records) == sorted(e.to_json_bytes() for e in events)
 
     one = CliRunner().invoke(
-        app, ["emit", "--team", "team-09", "--provider", "google", "--model", "gemini-2.5-flash",
-              "--input-tokens", "120", "--output-tokens", "30", "--tag", "feature=search", "--event-id", "cli-1"],
+        app,
+        [
+            "emit",
+            "--team",
+            "team-09",
+            "--provider",
+            "google",
+            "--model",
+            "gemini-2.5-flash",
+            "--input-tokens",
+            "120",
+            "--output-tokens",
+            "30",
+            "--tag",
+            "feature=search",
+            "--event-id",
+            "cli-1",
+        ],
     )
     assert one.exit_code == 0, one.output
     records = consume(kafka_bootstrap, f"{topic_prefix}usage", expected=31)

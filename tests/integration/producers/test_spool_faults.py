@@ -154,4 +154,8 @@ def test_spool_of_a_sigkilled_process_is_replayed_by_the_next_producer(
     by_id = {e.event_id: e for e in expected}
     for record in records:  # the spool keeps bytes, key and headers exactly
         event = by_id[dict(record.headers)["ce_id"].decode()]
-        assert (record.value, record.key, record.headers) == (event.to_json_bytes(), event.team.encode(), event.cloudevent_headers())
+        assert (record.value, record.key, record.headers) == (
+            event.to_json_bytes(),
+            event.team.encode(),
+            event.cloudevent_headers(),
+        )

@@ -34,7 +34,9 @@ def cost_dsn(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def report(dsn: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "METERLINE_CLICKHOUSE_DSN": dsn}
-    return subprocess.run([sys.executable, "-m", "meterline.cli", "report", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "meterline.cli", "report", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def raw_sums(dsn: str, start: str, end: str) -> tuple[int, Decimal, Decimal, Decimal, int, int, int, int, int]:
@@ -85,11 +87,14 @@ def test_html_is_one_file_with_the_charting_library_inlined(cost_dsn: str, tmp_p
     assert "src=" not in page and "href=" not in page  # nothing to fetch: it opens offline
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--period", "2026-13"], "YYYY-MM"),
-    (["--period", "2026-11", "--format", "pdf"], "use one of html, csv, md"),
-    (["--period", "2026-11", "--out", "/proc/nope/x.html"], "pick a writable --out path"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--period", "2026-13"], "YYYY-MM"),
+        (["--period", "2026-11", "--format", "pdf"], "use one of html, csv, md"),
+        (["--period", "2026-11", "--out", "/proc/nope/x.html"], "pick a writable --out path"),
+    ],
+)
 def test_bad_arguments_say_what_to_do_and_exit_non_zero(cost_dsn: str, args: list[str], says: str) -> None:
     done = report(cost_dsn, *args)
     assert done.returncode != 0 and says in " ".join(done.stderr.split())

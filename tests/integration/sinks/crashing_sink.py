@@ -26,7 +26,9 @@ def main() -> None:
             parked.wait()  # never set: the process dies here, between write and commit
 
     # A short session lets the group drop this member soon after the SIGKILL.
-    SinkRunner(settings, on_flush_step=after_step, consumer_options={"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}).start()
+    SinkRunner(
+        settings, on_flush_step=after_step, consumer_options={"session_timeout_ms": 6000, "heartbeat_interval_ms": 1000}
+    ).start()
     parked.wait()
 
 

@@ -27,7 +27,9 @@ async def main(dsn: str, port: int) -> None:
     client = open_client(dsn)
     apply_migrations(client)
     events = sample_priced_events(200, seed=9)
-    records = [SourceRecord("w.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
+    records = [
+        SourceRecord("w.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)
+    ]
     for insert in plan_inserts("priced", RangeBatch(OffsetRange("w.usage.priced", 0, 0, 199), records)):
         write_batch(client, insert)
     settings = load_settings()

@@ -23,7 +23,9 @@ def create_topics(bootstrap: str, prefix: str, partitions: int = 2) -> None:
     # Imported here: crashing_sink.py imports this module as a script, without `tests` on its path.
     from tests.support.topics import create_topics as create_named_topics
 
-    create_named_topics(bootstrap, {f"{prefix}{name}": partitions for name in ("usage.priced", "usage.dlq", "budget.state")})
+    create_named_topics(
+        bootstrap, {f"{prefix}{name}": partitions for name in ("usage.priced", "usage.dlq", "budget.state")}
+    )
 
 
 def produce(bootstrap: str, topic: str, values: Iterable[tuple[bytes | None, bytes | None]]) -> int:

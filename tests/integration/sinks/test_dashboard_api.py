@@ -31,7 +31,10 @@ NOVEMBER_SQL = "occurred_at >= '2026-11-01' AND occurred_at < '2026-12-01'"
 
 
 def dashboard_settings(**stream: Any) -> Settings:
-    budgets = [BudgetConfig(team=team, name="monthly", limit_usd=limit, thresholds=list(THRESHOLDS)) for team, limit in LIMITS.items()]
+    budgets = [
+        BudgetConfig(team=team, name="monthly", limit_usd=limit, thresholds=list(THRESHOLDS))
+        for team, limit in LIMITS.items()
+    ]
     return Settings(budgets=budgets, stream=stream)
 
 
@@ -82,8 +85,11 @@ def view_client(cost_dsn: str) -> Iterator[Any]:
 
 def test_spend_over_time_per_day_equals_the_spend_per_team_day_view(base_url: str, view_client: Any) -> None:
     rows = api(base_url, "spend_over_time", **NOVEMBER)
-    expected = sql(view_client, "SELECT day, team, requests, cost_usd FROM spend_per_team_day "
-                                "WHERE day >= '2026-11-01' AND day < '2026-12-01' ORDER BY day, team")  # fmt: skip
+    expected = sql(
+        view_client,
+        "SELECT day, team, requests, cost_usd FROM spend_per_team_day "
+        "WHERE day >= '2026-11-01' AND day < '2026-12-01' ORDER BY day, team",
+    )
     assert [(r["bucket_start"][:10], r["team"], r["requests"], Decimal(r["cost_usd"])) for r in rows] == [
         (day.isoformat(), team, requests, cost) for day, team, requests, cost in expected
     ]
@@ -102,18 +108,29 @@ def test_hourly_buckets_add_up_to_the_days(base_url: str) -> None:
 
 def test_totals_equal_the_raw_events_to_the_last_digit(base_url: str, view_client: Any) -> None:
     (total,) = api(base_url, "totals", **NOVEMBER)
-    (raw,) = sql(view_client, "SELECT count(), sum(cost_usd), sum(cache_saving_usd), sum(batch_saving_usd), countIf(NOT priced) "
-                              "FROM usage_events FINAL WHERE occurred_at >= '2026-11-01' AND occurred_at < '2026-12-01'")  # fmt: skip
-    got = (total["requests"], Decimal(total["cost_usd"]), Decimal(total["cache_saving_usd"]),
-           Decimal(total["batch_saving_usd"]), total["unpriced_requests"])  # fmt: skip
+    (raw,) = sql(
+        view_client,
+        "SELECT count(), sum(cost_usd), sum(cache_saving_usd), sum(batch_saving_usd), countIf(NOT priced) "
+        "FROM usage_events FINAL WHERE occurred_at >= '2026-11-01' AND occurred_at < '2026-12-01'",
+    )
+    got = (
+        total["requests"],
+        Decimal(total["cost_usd"]),
+        Decimal(total["cache_saving_usd"]),
+        Decimal(total["batch_saving_usd"]),
+        total["unpriced_requests"],
+    )
     assert got == raw
     assert raw[0] > 1000 and raw[4] > 0
 
 
 def test_top_models_providers_and_savings_equal_their_views(base_url: str, view_client: Any) -> None:
     models = api(base_url, "top_models", **NOVEMBER)
-    expected = sql(view_client, "SELECT provider, model, requests, cost_usd FROM spend_per_model WHERE month = '2026-11-01' "
-                                "ORDER BY cost_usd DESC, provider, model")  # fmt: skip
+    expected = sql(
+        view_client,
+        "SELECT provider, model, requests, cost_usd FROM spend_per_model WHERE month = '2026-11-01' "
+        "ORDER BY cost_usd DESC, provider, model",
+    )
     assert [(r["provider"], r["model"], r["requests"], Decimal(r["cost_usd"])) for r in models] == expected
     providers = api(base_url, "top_providers", **NOVEMBER)
     by_provider: dict[str, Decimal] = defaultdict(Decimal)
@@ -121,19 +138,32 @@ def test_top_models_providers_and_savings_equal_their_views(base_url: str, view_
         by_provider[provider] += cost
     assert {r["provider"]: Decimal(r["cost_usd"]) for r in providers} == dict(by_provider)
     savings = api(base_url, "savings", **NOVEMBER)
-    expected_savings = sql(view_client, "SELECT team, cache_hits, cache_saving_usd, batch_requests, batch_saving_usd, total_saving_usd "
-                                        "FROM cache_batch_savings WHERE month = '2026-11-01' ORDER BY team")  # fmt: skip
+    expected_savings = sql(
+        view_client,
+        "SELECT team, cache_hits, cache_saving_usd, batch_requests, batch_saving_usd, total_saving_usd "
+        "FROM cache_batch_savings WHERE month = '2026-11-01' ORDER BY team",
+    )
     assert [
-        (r["team"], r["cache_hits"], Decimal(r["cache_saving_usd"]), r["batch_requests"], Decimal(r["batch_saving_usd"]),
-         Decimal(r["total_saving_usd"])) for r in savings
-    ] == expected_savings  # fmt: skip
+        (
+            r["team"],
+            r["cache_hits"],
+            Decimal(r["cache_saving_usd"]),
+            r["batch_requests"],
+            Decimal(r["batch_saving_usd"]),
+            Decimal(r["total_saving_usd"]),
+        )
+        for r in savings
+    ] == expected_savings
 
 
 def test_filters_narrow_every_query_to_one_team_project_and_model(base_url: str, view_client: Any) -> None:
     picked = {"team": "search", "project": "ranker", "model": "gpt-4o", **NOVEMBER}
     (total,) = api(base_url, "totals", **picked)
-    (raw,) = sql(view_client, "SELECT count(), sum(cost_usd) FROM usage_events FINAL WHERE team = 'search' AND project = 'ranker' "
-                              "AND model = 'gpt-4o' AND occurred_at >= '2026-11-01' AND occurred_at < '2026-12-01'")  # fmt: skip
+    (raw,) = sql(
+        view_client,
+        "SELECT count(), sum(cost_usd) FROM usage_events FINAL WHERE team = 'search' AND project = 'ranker' "
+        "AND model = 'gpt-4o' AND occurred_at >= '2026-11-01' AND occurred_at < '2026-12-01'",
+    )
     assert (total["requests"], Decimal(total["cost_usd"])) == raw and raw[0] > 0
     assert {r["team"] for r in api(base_url, "spend_over_time", **picked)} == {"search"}
     assert [(r["provider"], r["model"]) for r in api(base_url, "top_models", **picked)] == [("openai", "gpt-4o")]
@@ -141,9 +171,13 @@ def test_filters_narrow_every_query_to_one_team_project_and_model(base_url: str,
 
 def test_budgets_carry_the_alerts_forecast_and_the_configured_thresholds(base_url: str, view_client: Any) -> None:
     budgets = api(base_url, "budgets", **NOVEMBER)
-    stored = sql(view_client, "SELECT team, spend_usd, limit_usd FROM spend_vs_budget WHERE period = '2026-11' ORDER BY team")
+    stored = sql(
+        view_client, "SELECT team, spend_usd, limit_usd FROM spend_vs_budget WHERE period = '2026-11' ORDER BY team"
+    )
     assert [(b["team"], Decimal(b["spend_usd"]), Decimal(b["limit_usd"])) for b in budgets] == stored
-    elapsed = (NOW - datetime(2026, 11, 1, tzinfo=UTC)) / (datetime(2026, 12, 1, tzinfo=UTC) - datetime(2026, 11, 1, tzinfo=UTC))
+    elapsed = (NOW - datetime(2026, 11, 1, tzinfo=UTC)) / (
+        datetime(2026, 12, 1, tzinfo=UTC) - datetime(2026, 11, 1, tzinfo=UTC)
+    )
     for budget, (_, spend, limit) in zip(budgets, stored, strict=True):
         assert Decimal(budget["forecast_usd"]) == forecast_spend(spend, elapsed)
         assert [Decimal(t) for t in budget["thresholds"]] == list(THRESHOLDS)
@@ -158,7 +192,11 @@ def test_unpriced_dead_letters_and_alerts_come_with_their_reasons(base_url: str)
     dlq = api(base_url, "dlq", **NOVEMBER)
     assert sorted((r["error_kind"], r["dead_letters"]) for r in dlq) == [("not_json", 6), ("schema", 6)]
     alerts = api(base_url, "alerts", **NOVEMBER)
-    assert [(a["channel"], a["status"]) for a in alerts] == [("console", "sending"), ("email", "failed"), ("slack", "sent")]
+    assert [(a["channel"], a["status"]) for a in alerts] == [
+        ("console", "sending"),
+        ("email", "failed"),
+        ("slack", "sent"),
+    ]
     assert alerts[1]["reason"] == "SMTP 550 mailbox unavailable"
 
 
@@ -195,7 +233,11 @@ def test_the_page_and_its_scripts_are_served_from_the_package_with_a_strict_poli
     assert status == 200 and b'<script src="/dashboard/dashboard.js"' in body
     assert "script-src 'self'" in headers["Content-Security-Policy"] and headers["X-Content-Type-Options"] == "nosniff"
     status, headers, chart = get(base_url + "/dashboard/chart.umd.min.js")
-    assert status == 200 and chart.startswith(b"/*!\n * Chart.js v4.5.1") and headers["Content-Type"].startswith("text/javascript")
+    assert (
+        status == 200
+        and chart.startswith(b"/*!\n * Chart.js v4.5.1")
+        and headers["Content-Type"].startswith("text/javascript")
+    )
     assert b"https://" not in body  # nothing loaded from outside: it works offline
 
 
@@ -239,8 +281,6 @@ def _inline(sql: str, flt: DashboardFilter) -> str:
     return sql
 
 
-
-
 def test_the_page_refreshes_itself_in_a_real_browser(base_url: str, tmp_path: Any) -> None:
     """With refresh=15 the page loads its data again within the browser's 20 s of virtual time."""
     from tests.support.browser import chromium_or_skip, parse_dom, rendered_dom
@@ -256,8 +296,13 @@ def test_the_page_applies_its_filters_in_a_real_browser(base_url: str, view_clie
     from tests.support.browser import chromium_or_skip, parse_dom, rendered_dom, table_cells
 
     browser = chromium_or_skip()
-    dom = parse_dom(rendered_dom(browser, base_url + "/?from=2026-11-01&to=2026-11-30&refresh=0&team=search&model=gpt-4o", tmp_path))
-    (raw,) = sql(view_client, "SELECT sum(cost_usd) FROM usage_events FINAL WHERE team = 'search' AND model = 'gpt-4o' AND " + NOVEMBER_SQL)
+    dom = parse_dom(
+        rendered_dom(browser, base_url + "/?from=2026-11-01&to=2026-11-30&refresh=0&team=search&model=gpt-4o", tmp_path)
+    )
+    (raw,) = sql(
+        view_client,
+        "SELECT sum(cost_usd) FROM usage_events FINAL WHERE team = 'search' AND model = 'gpt-4o' AND " + NOVEMBER_SQL,
+    )
     assert Decimal(dom.by_id["kpi-cost_usd"].attrs["data-value"]) == raw[0] and raw[0] > 0
     assert list(table_cells(dom, "table-top_models")) == ["openai/gpt-4o"]
     assert list(table_cells(dom, "table-savings")) == ["search"]

@@ -31,7 +31,9 @@ def fill_macros(sql: str, variables: dict[str, str]) -> str:
     """The grafana-clickhouse-datasource macros and `${var}` template variables, filled in."""
     start, end = int(FROM.timestamp()), int(TO.timestamp())
     sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= toDateTime({start}) AND \1 <= toDateTime({end})", sql)
-    sql = re.sub(r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {INTERVAL_SECONDS} second)", sql)
+    sql = re.sub(
+        r"\$__timeInterval\((\w+)\)", rf"toStartOfInterval(toDateTime(\1), INTERVAL {INTERVAL_SECONDS} second)", sql
+    )
     sql = sql.replace("$__fromTime", f"toDateTime({start})").replace("$__toTime", f"toDateTime({end})")
     for name, value in variables.items():
         sql = sql.replace("${" + name + "}", value)
@@ -81,7 +83,9 @@ def test_the_spend_panels_equal_the_views(client: Any) -> None:
     (view,) = client.query("SELECT sum(cost_usd) FROM spend_per_team_month WHERE month = '2026-11-01'").result_rows[0]
     assert total == view and total > 0
     series = client.query(fill_macros(panels["Spend per team"], ALL)).result_rows
-    per_day = client.query("SELECT day, team, cost_usd FROM spend_per_team_day WHERE day >= '2026-11-01' ORDER BY day, team").result_rows
+    per_day = client.query(
+        "SELECT day, team, cost_usd FROM spend_per_team_day WHERE day >= '2026-11-01' ORDER BY day, team"
+    ).result_rows
     assert [(t.date(), team, cost) for t, team, cost in series] == [tuple(r) for r in per_day]
     assert sum((cost for *_, cost in series), Decimal(0)) == total
 

@@ -35,7 +35,9 @@ VIEWS = {
 
 
 def _tables(client) -> set[str]:
-    return {row[0] for row in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
+    return {
+        row[0] for row in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows
+    }
 
 
 def test_from_empty_then_reapplied_is_a_no_op(chdb_client) -> None:
@@ -84,7 +86,9 @@ def test_ttl_follows_the_setting_each_time(chdb_client) -> None:
 def test_an_edited_applied_migration_is_refused(chdb_client) -> None:
     apply_migrations(chdb_client)
     chdb_client.insert(
-        MIGRATIONS_TABLE, [[1, "0001_usage_events", "0000000000000000"]], column_names=["version", "name", "checksum"],
+        MIGRATIONS_TABLE,
+        [[1, "0001_usage_events", "0000000000000000"]],
+        column_names=["version", "name", "checksum"],
         settings={"async_insert": 0},
     )
     with pytest.raises(MigrationError, match="changed after it was applied"):
@@ -100,7 +104,9 @@ def test_the_cluster_form_of_every_statement_parses_in_the_real_engine(chdb_clie
     statements = [_CREATE_MIGRATIONS_TABLE.strip()] + [s for m in load_migrations() for s in m.statements]
     for original in statements:
         replicated = on_cluster(original, "meterline")
-        formatted = chdb_client.query("SELECT formatQuery({sql:String})", parameters={"sql": replicated}).result_rows[0][0]
+        formatted = chdb_client.query("SELECT formatQuery({sql:String})", parameters={"sql": replicated}).result_rows[
+            0
+        ][0]
         assert "ON CLUSTER meterline" in formatted, formatted
         if " ENGINE" in original:
             assert "ENGINE = Replicated" in formatted, formatted

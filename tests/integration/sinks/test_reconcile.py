@@ -38,17 +38,30 @@ def events_of(provider: str, lines: tuple[truth.TruthLine, ...]) -> list[PricedE
     for number, line in enumerate(lines):
         for index in range(line.requests):
             at = datetime.combine(line.day, time(9), UTC) + timedelta(minutes=7 * index)
-            cache_read, cache_write = split(line.cache_read, line.requests, index), split(line.cache_write, line.requests, index)
+            cache_read, cache_write = (
+                split(line.cache_read, line.requests, index),
+                split(line.cache_write, line.requests, index),
+            )
             cost = split(line.cost_usd, line.requests, index)
             events.append(
                 PricedEvent(
-                    event_id=f"{provider}-{number}-{index}", occurred_at=at, ingested_at=at, team="search",
-                    project=line.scope, provider=provider, model=line.model,
+                    event_id=f"{provider}-{number}-{index}",
+                    occurred_at=at,
+                    ingested_at=at,
+                    team="search",
+                    project=line.scope,
+                    provider=provider,
+                    model=line.model,
                     input_tokens=split(line.uncached_input, line.requests, index) + cache_read + cache_write,
-                    cache_read_tokens=cache_read, cache_write_tokens=cache_write,
+                    cache_read_tokens=cache_read,
+                    cache_write_tokens=cache_write,
                     output_tokens=split(line.output, line.requests, index),
-                    priced=True, price_id="test", price_source="test", input_cost_usd=cost, cost_usd=cost,
-                )  # fmt: skip
+                    priced=True,
+                    price_id="test",
+                    price_source="test",
+                    input_cost_usd=cost,
+                    cost_usd=cost,
+                )
             )
     # A cache hit the provider never saw: it must not count on meterline's side.
     hit = events[0].model_copy(update={"event_id": f"{provider}-hit", "cache_hit": True, "cost_usd": Decimal(0)})
@@ -59,7 +72,9 @@ def events_of(provider: str, lines: tuple[truth.TruthLine, ...]) -> list[PricedE
 def stored(sink_client, sink_dsn: str, tmp_path: Path) -> Path:
     """Both providers' truth stored the way the sink stores events; a meterline.toml naming the database."""
     events = events_of("openai", truth.OPENAI_TRUTH) + events_of("anthropic", truth.ANTHROPIC_TRUTH)
-    records = [SourceRecord("t.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
+    records = [
+        SourceRecord("t.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)
+    ]
     for insert in plan_inserts("priced", RangeBatch(OffsetRange("t.usage.priced", 0, 0, len(events) - 1), records)):
         write_batch(sink_client, insert)
     sink_client.close()  # one process may hold a chDB path: the command opens it itself
@@ -96,7 +111,11 @@ def test_openai_usage_and_costs_find_exactly_the_planted_gaps(stored: Path, sink
 
 def test_anthropic_csv_usage_and_json_costs_find_exactly_the_planted_gaps(stored: Path, sink_dsn: str) -> None:
     code, output = meterline(
-        stored, "--provider", "anthropic", str(DATA / "anthropic_usage_report.csv"), str(DATA / "anthropic_cost_report.json")
+        stored,
+        "--provider",
+        "anthropic",
+        str(DATA / "anthropic_usage_report.csv"),
+        str(DATA / "anthropic_cost_report.json"),
     )
 
     assert code == 1, output

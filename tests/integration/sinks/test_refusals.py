@@ -48,8 +48,10 @@ def refused_by_the_engine(event: PricedEvent) -> PricedEvent:
 
 
 def batch_of(events: list[PricedEvent], first: int = 0) -> RangeBatch:
-    records = [SourceRecord(TOPIC, 0, first + i, e.team.encode(), e.model_dump_json().encode(), 1_790_000_000_000 + i)
-               for i, e in enumerate(events)]
+    records = [
+        SourceRecord(TOPIC, 0, first + i, e.team.encode(), e.model_dump_json().encode(), 1_790_000_000_000 + i)
+        for i, e in enumerate(events)
+    ]
     return RangeBatch(OffsetRange(TOPIC, 0, first, first + len(events) - 1), records)
 
 
@@ -61,9 +63,13 @@ def write(client, writes: Sequence[Write], on_insert=None) -> InsertPipeline:
 
 
 def hourly(client) -> list[tuple]:
-    return [tuple(r) for r in client.query(
-        "SELECT hour, team, project, provider, model, sum(requests), sum(cost_usd), sum(input_tokens) "
-        "FROM usage_hourly GROUP BY ALL ORDER BY ALL").result_rows]
+    return [
+        tuple(r)
+        for r in client.query(
+            "SELECT hour, team, project, provider, model, sum(requests), sum(cost_usd), sum(input_tokens) "
+            "FROM usage_hourly GROUP BY ALL ORDER BY ALL"
+        ).result_rows
+    ]
 
 
 def expected_hourly(events: list[PricedEvent]) -> list[tuple]:
@@ -144,8 +150,14 @@ def test_a_crash_between_pieces_then_the_replay_doubles_nothing(sink_client, lan
     tokens: list[str] = []
     write(sink_client, writes, on_insert=lambda insert: tokens.append(insert.dedup_token))
     assert landed == tokens[:landed_before_crash], "the replay cuts the same pieces with the same tokens"
-    assert any("/p1" in t for t in tokens) and any("/h" in t for t in tokens) and any(t.endswith("/unwritable") for t in tokens)
-    assert totals(sink_client) == expected_totals(good), "no row doubled in usage_events, none counted twice in usage_hourly"
+    assert (
+        any("/p1" in t for t in tokens)
+        and any("/h" in t for t in tokens)
+        and any(t.endswith("/unwritable") for t in tokens)
+    )
+    assert totals(sink_client) == expected_totals(good), (
+        "no row doubled in usage_events, none counted twice in usage_hourly"
+    )
     assert hourly(sink_client) == expected_hourly(good)
     assert sink_client.query("SELECT count() FROM dlq_events").result_rows == [(1,)]
 
@@ -178,8 +190,10 @@ def test_usage_events_refuses_an_occurred_at_its_rollup_cannot_hold(sink_client)
     from meterline.sinks.writer import classify_write_error
 
     with pytest.raises(DatabaseError) as raised:
-        sink_client.command("INSERT INTO usage_events (event_id, occurred_at, team, provider, model, status, ingested_at) "
-                            "VALUES ('x', '2200-01-01 00:00:00', 't', 'p', 'm', 'ok', now64())")
+        sink_client.command(
+            "INSERT INTO usage_events (event_id, occurred_at, team, provider, model, status, ingested_at) "
+            "VALUES ('x', '2200-01-01 00:00:00', 't', 'p', 'm', 'ok', now64())"
+        )
     assert raised.value.code == 469 and "occurred_at_in_rollup_range" in str(raised.value)
     assert isinstance(classify_write_error("usage_events", raised.value), PermanentWriteError)
     assert sink_client.query("SELECT count() FROM usage_hourly").result_rows == [(0,)]

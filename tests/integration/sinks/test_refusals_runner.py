@@ -54,14 +54,19 @@ def test_a_batch_the_engine_refuses_is_written_past_and_later_events_of_every_te
     runner.start()
     try:
         produce_priced(kafka_bootstrap, settings.topic("usage.priced"), [*late, refused])
-        wait_until(lambda: runner.stats["unwritable_rows"] >= 1 and runner.stats["commits"] > 0, "the refused batch to be written past")
+        wait_until(
+            lambda: runner.stats["unwritable_rows"] >= 1 and runner.stats["commits"] > 0,
+            "the refused batch to be written past",
+        )
         assert crashed.is_set() and runner.stats["write_failures"] >= 1
         produce_priced(kafka_bootstrap, settings.topic("usage.priced"), later)
         topics = [settings.topic("usage.priced")]
         # Committed to the end rather than counted: a rebalance on a loaded machine makes the
         # sink read and write a batch again (ClickHouse de-duplicates it; the totals below are exact).
-        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and runner.healthy(),
-                   "the later events")
+        wait_until(
+            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and runner.healthy(),
+            "the later events",
+        )
         assert runner.healthy(), runner.last_error
     finally:
         runner.stop()
@@ -95,8 +100,10 @@ def test_an_engine_away_for_a_while_is_waited_for_then_written_once(
         # Written and committed; a rebalance meanwhile (a member starved past its session on a
         # loaded machine) makes the sink write a batch again, which ClickHouse de-duplicates.
         topics = [settings.topic("usage.priced")]
-        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and runner.healthy(),
-                   "the sink to open ClickHouse and write")
+        wait_until(
+            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and runner.healthy(),
+            "the sink to open ClickHouse and write",
+        )
         assert opened == [nobody] * 3 + [chdb_dsn]
         assert runner.stats["write_failures"] == 3 and runner.stats["retries"] == 3
     finally:

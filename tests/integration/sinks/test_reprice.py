@@ -67,14 +67,20 @@ def usage_events(count: int, seed: int = 3) -> list[UsageEvent]:
 
 def priced(events: list[UsageEvent], catalog: PriceCatalog) -> list[PricedEvent]:
     return [
-        PricedEvent(**event.model_dump(), **catalog.price_event(event).as_fields(), ingested_at=event.occurred_at + timedelta(seconds=1))
+        PricedEvent(
+            **event.model_dump(),
+            **catalog.price_event(event).as_fields(),
+            ingested_at=event.occurred_at + timedelta(seconds=1),
+        )
         for event in events
     ]
 
 
 def store(client: Any, events: list[PricedEvent]) -> None:
     """Write the events the way the sink does (the same planned inserts)."""
-    records = [SourceRecord("t.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
+    records = [
+        SourceRecord("t.usage.priced", 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)
+    ]
     for insert in plan_inserts("priced", RangeBatch(OffsetRange("t.usage.priced", 0, 0, len(events) - 1), records)):
         write_batch(client, insert)
 
@@ -94,10 +100,20 @@ def expected_rollup(events: list[PricedEvent]) -> dict[tuple[Any, ...], tuple[An
     for e in events:
         hour = e.occurred_at.replace(minute=0, second=0, microsecond=0).astimezone(UTC).replace(tzinfo=None)
         line = sums[(hour, e.team, e.project or "", e.model)]
-        for index, value in enumerate((
-            1, int(not e.priced), e.input_tokens, e.output_tokens, e.input_cost_usd, e.cache_read_cost_usd,
-            e.output_cost_usd, e.cost_usd, e.batch_saving_usd, e.cache_saving_usd,
-        )):  # fmt: skip
+        for index, value in enumerate(
+            (
+                1,
+                int(not e.priced),
+                e.input_tokens,
+                e.output_tokens,
+                e.input_cost_usd,
+                e.cache_read_cost_usd,
+                e.output_cost_usd,
+                e.cost_usd,
+                e.batch_saving_usd,
+                e.cache_saving_usd,
+            )
+        ):
             line[index] += value
     return {key: tuple(values) for key, values in sums.items()}
 
@@ -112,10 +128,18 @@ def stored_prices(client: Any) -> dict[str, tuple[Any, ...]]:
 
 def expected_prices(events: list[PricedEvent]) -> dict[str, tuple[Any, ...]]:
     return {
-        e.event_id: (e.priced, e.price_id, e.input_cost_usd, e.cache_read_cost_usd, e.output_cost_usd, e.cost_usd,
-                     e.batch_saving_usd, e.cache_saving_usd)
+        e.event_id: (
+            e.priced,
+            e.price_id,
+            e.input_cost_usd,
+            e.cache_read_cost_usd,
+            e.output_cost_usd,
+            e.cost_usd,
+            e.batch_saving_usd,
+            e.cache_saving_usd,
+        )
         for e in events
-    }  # fmt: skip
+    }
 
 
 def naive_hours(rollup: dict[tuple[Any, ...], tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
@@ -162,9 +186,13 @@ def test_an_applied_run_corrects_every_table_exactly_and_a_second_run_changes_no
     client, after, old, new = planted
     assert naive_hours(rollup_by_key(client)) == expected_rollup(old)
 
-    run = run_reprice(client, after, RepriceScope(since=START), run_id="r1", catalog_fingerprint="fp1", apply=True, page_rows=400)
+    run = run_reprice(
+        client, after, RepriceScope(since=START), run_id="r1", catalog_fingerprint="fp1", apply=True, page_rows=400
+    )
 
-    changed = [now for was, now in zip(old, new, strict=True) if (was.price_id, was.cost_usd) != (now.price_id, now.cost_usd)]
+    changed = [
+        now for was, now in zip(old, new, strict=True) if (was.price_id, was.cost_usd) != (now.price_id, now.cost_usd)
+    ]
     assert 0 < len(changed) < len(old), "the October acme-chat events keep their price"
     assert stored_prices(client) == expected_prices(new)
     assert naive_hours(rollup_by_key(client)) == expected_rollup(new)
@@ -214,7 +242,12 @@ def test_an_applied_run_corrects_every_table_exactly_and_a_second_run_changes_no
 
 def test_the_scope_limits_what_changes(planted) -> None:
     client, after, old, new = planted
-    scope = RepriceScope(since=datetime(2026, 11, 5, tzinfo=UTC), until=datetime(2026, 11, 8, tzinfo=UTC), team="search", model="acme-chat")
+    scope = RepriceScope(
+        since=datetime(2026, 11, 5, tzinfo=UTC),
+        until=datetime(2026, 11, 8, tzinfo=UTC),
+        team="search",
+        model="acme-chat",
+    )
 
     run_reprice(client, after, scope, run_id="r-scope", catalog_fingerprint="f", apply=True)
 
@@ -237,7 +270,9 @@ def test_the_command_prints_the_dry_run_table_then_applies(sink_client, sink_dsn
     store(sink_client, priced(events, before))
     sink_client.close()  # one process may hold a chDB path: the command opens it itself
     config = tmp_path / "meterline.toml"
-    config.write_text(f'clickhouse_dsn = "{sink_dsn}"\n[pricing]\noverride_files = ["{after_path}"]\n', encoding="utf-8")
+    config.write_text(
+        f'clickhouse_dsn = "{sink_dsn}"\n[pricing]\noverride_files = ["{after_path}"]\n', encoding="utf-8"
+    )
 
     def meterline(*args: str) -> tuple[int, str]:
         result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["--config", str(config), "reprice", *args])

@@ -40,7 +40,10 @@ def test_a_sink_killed_between_write_and_commit_leaves_no_duplicate(
     # A sink cutting batches of 120 writes offsets 0-119 (and maybe 120-239), then dies before committing them.
     crashing = subprocess.Popen(
         [sys.executable, str(HERE / "crashing_sink.py"), kafka_bootstrap, topic_prefix, chdb_dsn, "120"],
-        cwd=HERE, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(HERE)},
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
     )
     try:
         assert crashing.stdout is not None
@@ -65,14 +68,18 @@ def test_a_sink_killed_between_write_and_commit_leaves_no_duplicate(
     runner.start()
     try:
         topics = [settings.topic("usage.priced")]
-        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and not runner.held_records,
-                   "the new sink to catch up")
+        wait_until(
+            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and not runner.held_records,
+            "the new sink to catch up",
+        )
     finally:
         runner.stop()
     client = open_client(chdb_dsn)
     try:
         assert totals(client) == expected_totals(events)
-        ranges = client.query("SELECT first_offset, last_offset FROM sink_batches FINAL ORDER BY first_offset").result_rows
+        ranges = client.query(
+            "SELECT first_offset, last_offset FROM sink_batches FINAL ORDER BY first_offset"
+        ).result_rows
         assert ranges == [*written, (crashed_rows, 299)]
     finally:
         client.close()
@@ -104,8 +111,10 @@ def test_writes_failing_for_a_while_are_retried_then_land_exactly_once(
         assert runner.stats["commits"] == commits_before, "offsets are held while writes fail"
         assert admin.query("SELECT count() FROM usage_events").result_rows == [(200,)]
         admin.command("ATTACH TABLE usage_hourly")
-        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and runner.healthy(),
-                   "the sink to recover")
+        wait_until(
+            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and runner.healthy(),
+            "the sink to recover",
+        )
         assert runner.stats["retries"] >= 3
     finally:
         runner.stop()

@@ -28,20 +28,44 @@ from .support import (
 pytestmark = pytest.mark.integration
 
 
-def test_priced_dlq_and_budget_messages_land_exactly_once(kafka_bootstrap: str, topic_prefix: str, chdb_dsn: str) -> None:
+def test_priced_dlq_and_budget_messages_land_exactly_once(
+    kafka_bootstrap: str, topic_prefix: str, chdb_dsn: str
+) -> None:
     settings = sink_settings(kafka_bootstrap, topic_prefix, chdb_dsn, batch_rows=70)
     create_topics(kafka_bootstrap, topic_prefix)
     events = sample_priced_events(400, seed=11)
     produce_priced(kafka_bootstrap, settings.topic("usage.priced"), events)
     state = BudgetState(
-        team="search", budget="monthly", period="2026-10", period_start=datetime(2026, 10, 1, tzinfo=UTC),
-        period_end=datetime(2026, 11, 1, tzinfo=UTC), spend_usd=Decimal("40.25"), limit_usd=Decimal("100"),
-        percent=Decimal("40.25"), hard_limit=True, over_hard_limit=False, updated_at=datetime(2026, 10, 9, tzinfo=UTC),
+        team="search",
+        budget="monthly",
+        period="2026-10",
+        period_start=datetime(2026, 10, 1, tzinfo=UTC),
+        period_end=datetime(2026, 11, 1, tzinfo=UTC),
+        spend_usd=Decimal("40.25"),
+        limit_usd=Decimal("100"),
+        percent=Decimal("40.25"),
+        hard_limit=True,
+        over_hard_limit=False,
+        updated_at=datetime(2026, 10, 9, tzinfo=UTC),
     )
-    letter = DeadLetter(reason="schema: team missing", error_kind="schema", topic=settings.topic("usage"), partition=0,
-                        offset=3, key_b64=None, value_b64="e30=", received_at=datetime(2026, 10, 9, tzinfo=UTC))
-    produce(kafka_bootstrap, settings.topic("budget.state"), [(b"search/monthly", state.model_dump_json().encode()), (b"x/y", None)])
-    produce(kafka_bootstrap, settings.topic("usage.dlq"), [(b"k", letter.model_dump_json().encode()), (b"k", b"not json")])
+    letter = DeadLetter(
+        reason="schema: team missing",
+        error_kind="schema",
+        topic=settings.topic("usage"),
+        partition=0,
+        offset=3,
+        key_b64=None,
+        value_b64="e30=",
+        received_at=datetime(2026, 10, 9, tzinfo=UTC),
+    )
+    produce(
+        kafka_bootstrap,
+        settings.topic("budget.state"),
+        [(b"search/monthly", state.model_dump_json().encode()), (b"x/y", None)],
+    )
+    produce(
+        kafka_bootstrap, settings.topic("usage.dlq"), [(b"k", letter.model_dump_json().encode()), (b"k", b"not json")]
+    )
 
     runner = SinkRunner(settings)
     runner.start()
@@ -49,7 +73,9 @@ def test_priced_dlq_and_budget_messages_land_exactly_once(kafka_bootstrap: str, 
         # Committed up to the end of every topic. (Not the stats: a rebalance under load makes
         # the sink read some records again, which ClickHouse's insert tokens then drop.)
         topics = [settings.topic(name) for name in ("usage.priced", "budget.state", "usage.dlq")]
-        wait_until(lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics), "the sink to write everything")
+        wait_until(
+            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics), "the sink to write everything"
+        )
         assert runner.healthy()
     finally:
         runner.stop()
@@ -81,8 +107,12 @@ def test_a_rebalance_while_records_are_held_loses_and_doubles_nothing(
     try:
         wait_until(lambda: runner.stats["records_consumed"] >= 300, "the sink to hold the records")
         assert runner.stats["rows_written"] == 0
-        other = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=runner.consumer_group,
-                              enable_auto_commit=False, auto_offset_reset="earliest")
+        other = KafkaConsumer(
+            bootstrap_servers=kafka_bootstrap,
+            group_id=runner.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         other.subscribe([settings.topic("usage.priced")])
         try:
             deadline_polls = 0
@@ -109,8 +139,9 @@ def test_a_burst_is_written_once_it_is_in_not_after_batch_seconds(
     kafka_bootstrap: str, topic_prefix: str, chdb_dsn: str, idle_flush_ms: int
 ) -> None:
     # batch_seconds 60 and batch_rows far above the burst: only the idle rule can write it soon.
-    settings = sink_settings(kafka_bootstrap, topic_prefix, chdb_dsn, batch_rows=10_000, batch_seconds=60,
-                             idle_flush_ms=idle_flush_ms)
+    settings = sink_settings(
+        kafka_bootstrap, topic_prefix, chdb_dsn, batch_rows=10_000, batch_seconds=60, idle_flush_ms=idle_flush_ms
+    )
     create_topics(kafka_bootstrap, topic_prefix)
     produce_priced(kafka_bootstrap, settings.topic("usage.priced"), sample_priced_events(30, seed=12))
     runner = SinkRunner(settings)

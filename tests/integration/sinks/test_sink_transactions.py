@@ -30,7 +30,9 @@ def test_aborted_transactions_are_not_written(kafka_bootstrap: str, topic_prefix
     for events, commit in ((aborted, False), (committed, True)):
         producer.begin_transaction()
         for event in events:
-            producer.send(settings.topic("usage.priced"), key=event.team.encode(), value=event.model_dump_json().encode())
+            producer.send(
+                settings.topic("usage.priced"), key=event.team.encode(), value=event.model_dump_json().encode()
+            )
         producer.flush()
         if commit:
             producer.commit_transaction()

@@ -65,7 +65,10 @@ def test_an_empty_result_still_names_its_columns(chdb_client) -> None:
     query = "SELECT team, sum(cost_usd) AS usd FROM usage_events GROUP BY team"
     assert run_readonly_query(chdb_client, query, "csv")[1] == b"team,usd\n"
     body = json.loads(run_readonly_query(chdb_client, query, "json")[1])
-    assert body["columns"] == [{"name": "team", "type": "LowCardinality(String)"}, {"name": "usd", "type": "Decimal(38, 12)"}]
+    assert body["columns"] == [
+        {"name": "team", "type": "LowCardinality(String)"},
+        {"name": "usd", "type": "Decimal(38, 12)"},
+    ]
     assert run_readonly_query(chdb_client, query, "table")[1].decode().splitlines()[0].split() == ["team", "usd"]
 
 
@@ -74,8 +77,11 @@ def worker_holding(chdb_dsn: str) -> Iterator[tuple[dict[str, str], subprocess.P
     """A separate process holding the chDB path and serving /sql on a free loopback port."""
     port = find_free_port()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.sinks.sql_worker", chdb_dsn, str(port)], cwd=REPOSITORY,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "tests.integration.sinks.sql_worker", chdb_dsn, str(port)],
+        cwd=REPOSITORY,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert worker.stdout is not None
@@ -101,7 +107,10 @@ def test_meterline_sql_goes_through_the_worker_holding_the_embedded_database(wor
     csv_out = meterline(["sql", "SELECT sum(requests) FROM spend_per_team_month", "-f", "csv"], env)
     assert csv_out.returncode == 0 and csv_out.stdout.splitlines()[1] == "200"
 
-    for sql, reason in (("DROP TABLE usage_events", "`DROP` is refused"), ("INSERT INTO usage_events (event_id) VALUES ('x')", "`INSERT` is refused")):
+    for sql, reason in (
+        ("DROP TABLE usage_events", "`DROP` is refused"),
+        ("INSERT INTO usage_events (event_id) VALUES ('x')", "`INSERT` is refused"),
+    ):
         refused = meterline(["sql", sql], env)
         assert refused.returncode == 1 and reason in " ".join(refused.stderr.split()), refused.stderr
 
@@ -149,8 +158,12 @@ def _post(port: int, sql: str, token: str | None = None, timeout: float = 120) -
 def _start_worker(chdb_dsn: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], int]:
     port = find_free_port()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.sinks.sql_worker", chdb_dsn, str(port)], cwd=REPOSITORY,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
+        [sys.executable, "-m", "tests.integration.sinks.sql_worker", chdb_dsn, str(port)],
+        cwd=REPOSITORY,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **env},
     )
     assert worker.stdout is not None
     assert worker.stdout.readline().strip() == "READY", f"worker exited {worker.poll()}"
@@ -178,7 +191,10 @@ def test_sql_endpoint_wants_the_token_and_the_cli_sends_it(chdb_dsn: str) -> Non
         env = {"METERLINE_CLICKHOUSE_DSN": chdb_dsn, "METERLINE_STREAM__WEB_PORT": str(port)}
         refused = meterline(["sql", "SELECT 1"], env)
         assert refused.returncode == 1 and "METERLINE_STREAM__WEB_TOKEN" in refused.stderr
-        done = meterline(["sql", "SELECT count() AS n FROM usage_events", "-f", "csv"], {**env, "METERLINE_STREAM__WEB_TOKEN": "s3cret-token"})
+        done = meterline(
+            ["sql", "SELECT count() AS n FROM usage_events", "-f", "csv"],
+            {**env, "METERLINE_STREAM__WEB_TOKEN": "s3cret-token"},
+        )
         assert done.returncode == 0 and done.stdout == "n\n200\n", done.stderr
         doctor = meterline(["doctor"], {**env, "METERLINE_STREAM__WEB_TOKEN": "s3cret-token"})
         assert "held by the running worker" in doctor.stdout, doctor.stdout
@@ -195,7 +211,9 @@ def test_a_post_whose_body_is_not_an_object_is_answered_400(worker_holding) -> N
     env, _ = worker_holding
     port = int(env["METERLINE_STREAM__WEB_PORT"])
     for body in (b"[1, 2]", b'"SELECT 1"', b"null", b"not json"):
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/sql", data=body, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/sql", data=body, headers={"Content-Type": "application/json"}
+        )
         with pytest.raises(urllib.error.HTTPError) as answer:
             urllib.request.urlopen(request, timeout=30)
         assert answer.value.code == 400
@@ -238,7 +256,9 @@ def test_heavy_queries_are_bounded_and_block_nothing(chdb_dsn: str) -> None:
 def test_a_stop_mid_query_cancels_the_query(chdb_dsn: str) -> None:
     import threading
 
-    worker, port = _start_worker(chdb_dsn, {"METERLINE_SQL__MAX_EXECUTION_TIME": "3600", "METERLINE_SQL__MAX_CONCURRENT": "1"})
+    worker, port = _start_worker(
+        chdb_dsn, {"METERLINE_SQL__MAX_EXECUTION_TIME": "3600", "METERLINE_SQL__MAX_CONCURRENT": "1"}
+    )
     try:
         heavy: list[object] = []
 

@@ -58,8 +58,14 @@ ATTACKS = [
     ("SELECT * FROM format(CSV, 'a\\n1')", "table function format() is refused"),
     ("SELECT * FROM merge(system, '.*')", "table function merge() is refused"),
     ("SELECT * FROM dictionary('d')", "table function dictionary() is refused"),
-    ("SELECT * FROM usage_events AS u JOIN url('http://127.0.0.1:1/', CSV, 'team String') AS r USING team", "url() is refused"),
-    ("SELECT * FROM usage_events WHERE team IN (SELECT * FROM file('/etc/passwd', 'LineAsString'))", "file() is refused"),
+    (
+        "SELECT * FROM usage_events AS u JOIN url('http://127.0.0.1:1/', CSV, 'team String') AS r USING team",
+        "url() is refused",
+    ),
+    (
+        "SELECT * FROM usage_events WHERE team IN (SELECT * FROM file('/etc/passwd', 'LineAsString'))",
+        "file() is refused",
+    ),
     ("SELECT aiGenerate('hi')", "function aiGenerate() is refused"),
     # dictionaries, settings, the host
     ("SELECT dictGet('d', 'x', toUInt64(1))", "function dictGet() is refused"),
@@ -183,8 +189,23 @@ def test_the_allowlist_names_real_functions_in_reviewed_categories(cost_db) -> N
     for name, cats in category.items():
         if function_allowed(name):
             assert category.get(base[name], cats) not in risky, name
-    for name in ("file", "url", "s3", "dictGet", "joinGet", "getSetting", "getServerSetting", "hostName", "currentUser",
-                 "filesystemAvailable", "sleep", "sleepEachRow", "throwIf", "aiGenerate", "hasColumnInTable"):  # fmt: skip
+    for name in (
+        "file",
+        "url",
+        "s3",
+        "dictGet",
+        "joinGet",
+        "getSetting",
+        "getServerSetting",
+        "hostName",
+        "currentUser",
+        "filesystemAvailable",
+        "sleep",
+        "sleepEachRow",
+        "throwIf",
+        "aiGenerate",
+        "hasColumnInTable",
+    ):
         if name == "throwIf":
             continue
         assert not function_allowed(name), name

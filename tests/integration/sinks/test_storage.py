@@ -21,8 +21,12 @@ pytestmark = pytest.mark.integration
 TOPIC = "t.usage.priced"
 
 
-def write_events(client, events: list[PricedEvent], first_offset: int = 0, topic: str = TOPIC, kind: str = "priced") -> None:
-    records = [SourceRecord(topic, 0, first_offset + i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
+def write_events(
+    client, events: list[PricedEvent], first_offset: int = 0, topic: str = TOPIC, kind: str = "priced"
+) -> None:
+    records = [
+        SourceRecord(topic, 0, first_offset + i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)
+    ]
     batch = RangeBatch(OffsetRange(topic, 0, first_offset, first_offset + len(events) - 1), records)
     for insert in plan_inserts(kind, batch):  # type: ignore[arg-type]  # the kind comes from the test's parameters, a TopicKind
         write_batch(client, insert)
@@ -31,20 +35,48 @@ def write_events(client, events: list[PricedEvent], first_offset: int = 0, topic
 def test_every_column_type_round_trips(sink_client) -> None:
     tokyo = timezone(timedelta(hours=9))
     full = PricedEvent(
-        event_id="ev-full", occurred_at=datetime(2026, 10, 31, 23, 59, 59, 999999, tzinfo=tokyo), team="search",
-        project="ranker", app="svc", user="ünïcode-user", environment="prod", provider="anthropic",
-        model="claude-sonnet-4-20250514", input_tokens=1_000_000_000, output_tokens=7, cache_read_tokens=3,
-        cache_write_tokens=4, reasoning_tokens=5, batch=True, cache_hit=False, latency_ms=86_400_000, status="error",
-        request_id="req-1", tags={"feature": "chat", "ключ": "значение", "empty": ""}, priced=True,
-        price_id="p:1", price_source="override:prices.toml", input_cost_usd=Decimal("0.000000000001"),
-        cache_read_cost_usd=Decimal("12345678901234567890.123456789012"), cache_write_cost_usd=Decimal("0.1"),
-        output_cost_usd=Decimal("0.3"), cost_usd=Decimal("12345678901234567890.523456789013"),
-        cache_saving_usd=Decimal(0), batch_saving_usd=Decimal("0.000000000003"), late=True,
+        event_id="ev-full",
+        occurred_at=datetime(2026, 10, 31, 23, 59, 59, 999999, tzinfo=tokyo),
+        team="search",
+        project="ranker",
+        app="svc",
+        user="ünïcode-user",
+        environment="prod",
+        provider="anthropic",
+        model="claude-sonnet-4-20250514",
+        input_tokens=1_000_000_000,
+        output_tokens=7,
+        cache_read_tokens=3,
+        cache_write_tokens=4,
+        reasoning_tokens=5,
+        batch=True,
+        cache_hit=False,
+        latency_ms=86_400_000,
+        status="error",
+        request_id="req-1",
+        tags={"feature": "chat", "ключ": "значение", "empty": ""},
+        priced=True,
+        price_id="p:1",
+        price_source="override:prices.toml",
+        input_cost_usd=Decimal("0.000000000001"),
+        cache_read_cost_usd=Decimal("12345678901234567890.123456789012"),
+        cache_write_cost_usd=Decimal("0.1"),
+        output_cost_usd=Decimal("0.3"),
+        cost_usd=Decimal("12345678901234567890.523456789013"),
+        cache_saving_usd=Decimal(0),
+        batch_saving_usd=Decimal("0.000000000003"),
+        late=True,
         ingested_at=datetime(2026, 11, 1, 0, 0, 0, 1, tzinfo=UTC),
     )
     bare = PricedEvent(
-        event_id="ev-bare", occurred_at=datetime(2026, 10, 1, tzinfo=UTC), team="growth", provider="acme", model="m",
-        priced=False, unpriced_reason="no price", ingested_at=datetime(2026, 10, 1, tzinfo=UTC),
+        event_id="ev-bare",
+        occurred_at=datetime(2026, 10, 1, tzinfo=UTC),
+        team="growth",
+        provider="acme",
+        model="m",
+        priced=False,
+        unpriced_reason="no price",
+        ingested_at=datetime(2026, 10, 1, tzinfo=UTC),
     )
     write_events(sink_client, [full, bare])
     got = sink_client.query(f"SELECT {', '.join(USAGE_EVENT_COLUMNS)} FROM usage_events ORDER BY event_id").result_rows
@@ -58,7 +90,9 @@ def test_every_column_type_round_trips(sink_client) -> None:
     # A batch whose nullable columns are all NULL and whose tags are all empty.
     alone = bare.model_copy(update={"event_id": "ev-alone"})
     write_events(sink_client, [alone], first_offset=2)
-    got = sink_client.query(f"SELECT {', '.join(USAGE_EVENT_COLUMNS)} FROM usage_events WHERE event_id = 'ev-alone'").result_rows
+    got = sink_client.query(
+        f"SELECT {', '.join(USAGE_EVENT_COLUMNS)} FROM usage_events WHERE event_id = 'ev-alone'"
+    ).result_rows
     assert [list(row) for row in got] == [usage_event_row(alone)]
 
 
@@ -92,7 +126,11 @@ def test_views_answer_with_exact_totals(sink_client) -> None:
     for e in events:
         at = e.occurred_at.astimezone(UTC)
         month = at.date().replace(day=1)
-        for table, key in ((per_day, (at.date(), e.team)), (per_month, (month, e.team)), (per_model, (month, e.provider, e.model))):
+        for table, key in (
+            (per_day, (at.date(), e.team)),
+            (per_month, (month, e.team)),
+            (per_model, (month, e.provider, e.model)),
+        ):
             table[key][0] += 1
             table[key][1] += e.cost_usd
         s = savings[(month, e.team)]
@@ -127,14 +165,23 @@ def test_views_answer_with_exact_totals(sink_client) -> None:
 def test_spend_vs_budget_shows_the_latest_state_of_each_period(sink_client) -> None:
     def state(spend: str, updated_hour: int, period: str = "2026-10") -> BudgetState:
         return BudgetState(
-            team="search", budget="monthly", period=period, period_start=datetime(2026, 10, 1, tzinfo=UTC),
-            period_end=datetime(2026, 11, 1, tzinfo=UTC), spend_usd=Decimal(spend), limit_usd=Decimal("100"),
-            percent=Decimal(spend), hard_limit=False, over_hard_limit=False,
+            team="search",
+            budget="monthly",
+            period=period,
+            period_start=datetime(2026, 10, 1, tzinfo=UTC),
+            period_end=datetime(2026, 11, 1, tzinfo=UTC),
+            spend_usd=Decimal(spend),
+            limit_usd=Decimal("100"),
+            percent=Decimal(spend),
+            hard_limit=False,
+            over_hard_limit=False,
             updated_at=datetime(2026, 10, 9, updated_hour, tzinfo=UTC),
         )
 
     states = [state("10.5", 1), state("80.25", 3), state("40", 2), state("1", 1, period="2026-11")]
-    records = [SourceRecord("t.budget.state", 0, i, None, s.model_dump_json().encode(), 0) for i, s in enumerate(states)]
+    records = [
+        SourceRecord("t.budget.state", 0, i, None, s.model_dump_json().encode(), 0) for i, s in enumerate(states)
+    ]
     for insert in plan_inserts("budget", RangeBatch(OffsetRange("t.budget.state", 0, 0, 3), records)):
         write_batch(sink_client, insert)
     rows = sink_client.query(

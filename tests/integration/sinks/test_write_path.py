@@ -69,7 +69,18 @@ def test_a_batch_of_distinct_events_is_stored_row_for_row(sink_client) -> None:
         "FROM usage_events ORDER BY event_id"
     ).result_rows
     expected = sorted(
-        (e.event_id, e.team, e.project, e.provider, e.model, e.status, e.price_id, e.input_tokens, e.latency_ms, e.cost_usd)
+        (
+            e.event_id,
+            e.team,
+            e.project,
+            e.provider,
+            e.model,
+            e.status,
+            e.price_id,
+            e.input_tokens,
+            e.latency_ms,
+            e.cost_usd,
+        )
         for e in events
     )
     assert stored == expected
@@ -102,7 +113,9 @@ def test_a_batch_larger_than_a_chunk_is_written_once_even_after_a_crash_between_
 def test_a_failed_insert_raises_and_the_inserts_queued_after_it_are_skipped(sink_client) -> None:
     events = sample_priced_events(20, seed=14)
     records = [SourceRecord(TOPIC, 0, i, None, e.model_dump_json().encode(), 0) for i, e in enumerate(events)]
-    (usage,) = [i for i in plan_inserts("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, 19), records)) if i.table == USAGE_EVENTS]
+    (usage,) = [
+        i for i in plan_inserts("priced", RangeBatch(OffsetRange(TOPIC, 0, 0, 19), records)) if i.table == USAGE_EVENTS
+    ]
     missing = InsertBatch("no_such_table", usage.columns, usage.rows, usage.dedup_token)
 
     with pytest.raises(SinkWriteError, match="no_such_table") as raised:
@@ -123,18 +136,57 @@ def stream_json_values() -> list[bytes]:
     catalog = PriceCatalog.load(PricingSettings())
     tokyo = timezone(timedelta(hours=9))
     events = [
-        UsageEvent(event_id="s-full", occurred_at=datetime(2026, 10, 31, 23, 59, 59, 999999, tzinfo=tokyo), team="search",
-                   project="ranker", app="svc", user="ünïcode-user", environment="prod", provider="anthropic",
-                   model="claude-sonnet-4-20250514", input_tokens=1_000_000_000, output_tokens=70, cache_read_tokens=3,
-                   cache_write_tokens=4, reasoning_tokens=5, batch=True, latency_ms=86_400_000, status="error",
-                   request_id="req-1", tags={"feature": 'say "hi"\\n', "ключ": "значение", "empty": ""}),
-        UsageEvent(event_id="s-bare", occurred_at=datetime(2026, 10, 1, tzinfo=UTC), team="growth", provider="openai", model="gpt-4o"),
-        UsageEvent(event_id="s-cached", occurred_at=datetime(2026, 10, 2, 1, 2, 3, 4000, tzinfo=UTC), team="growth",
-                   provider="openai", model="gpt-4o-mini", input_tokens=1234, output_tokens=56, cache_hit=True),
-        UsageEvent(event_id="s-unpriced", occurred_at=datetime(2026, 10, 2, tzinfo=UTC), team="growth", provider="acme", model="m"),
+        UsageEvent(
+            event_id="s-full",
+            occurred_at=datetime(2026, 10, 31, 23, 59, 59, 999999, tzinfo=tokyo),
+            team="search",
+            project="ranker",
+            app="svc",
+            user="ünïcode-user",
+            environment="prod",
+            provider="anthropic",
+            model="claude-sonnet-4-20250514",
+            input_tokens=1_000_000_000,
+            output_tokens=70,
+            cache_read_tokens=3,
+            cache_write_tokens=4,
+            reasoning_tokens=5,
+            batch=True,
+            latency_ms=86_400_000,
+            status="error",
+            request_id="req-1",
+            tags={"feature": 'say "hi"\\n', "ключ": "значение", "empty": ""},
+        ),
+        UsageEvent(
+            event_id="s-bare",
+            occurred_at=datetime(2026, 10, 1, tzinfo=UTC),
+            team="growth",
+            provider="openai",
+            model="gpt-4o",
+        ),
+        UsageEvent(
+            event_id="s-cached",
+            occurred_at=datetime(2026, 10, 2, 1, 2, 3, 4000, tzinfo=UTC),
+            team="growth",
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=1234,
+            output_tokens=56,
+            cache_hit=True,
+        ),
+        UsageEvent(
+            event_id="s-unpriced",
+            occurred_at=datetime(2026, 10, 2, tzinfo=UTC),
+            team="growth",
+            provider="acme",
+            model="m",
+        ),
     ]
     ingested = datetime(2026, 11, 1, 0, 0, 0, 1, tzinfo=UTC).isoformat()
-    return [encode_priced_event(e, catalog.price_event(e), late=e.event_id == "s-bare", ingested_at=ingested) for e in events]
+    return [
+        encode_priced_event(e, catalog.price_event(e), late=e.event_id == "s-bare", ingested_at=ingested)
+        for e in events
+    ]
 
 
 def test_the_streams_json_parsed_by_clickhouse_gives_the_rows_of_the_exact_path(sink_client) -> None:
@@ -151,7 +203,9 @@ def test_the_streams_json_parsed_by_clickhouse_gives_the_rows_of_the_exact_path(
     events = sorted((PricedEvent.model_validate_json(v) for v in values), key=lambda e: e.event_id)
     got = sink_client.query(f"SELECT {', '.join(USAGE_EVENT_COLUMNS)} FROM usage_events ORDER BY event_id").result_rows
     assert [list(row) for row in got] == [usage_event_row(e) for e in events]
-    unpriced = sink_client.query(f"SELECT {', '.join(UNPRICED_EVENT_COLUMNS)} FROM unpriced_events ORDER BY event_id").result_rows
+    unpriced = sink_client.query(
+        f"SELECT {', '.join(UNPRICED_EVENT_COLUMNS)} FROM unpriced_events ORDER BY event_id"
+    ).result_rows
     assert [list(row) for row in unpriced] == [unpriced_event_row(e) for e in events if not e.priced]
     assert any(e.event_id == "s-unpriced" and not e.priced for e in events)
     assert totals(sink_client) == expected_totals(events)

@@ -153,7 +153,9 @@ def produce_events(producer: KafkaProducer, topic: str, events: Iterable[UsageEv
     return n
 
 
-def event(n: int, *, team: str = "ml", at: datetime | None = None, event_id: str | None = None, **kw: Any) -> UsageEvent:
+def event(
+    n: int, *, team: str = "ml", at: datetime | None = None, event_id: str | None = None, **kw: Any
+) -> UsageEvent:
     fields: dict[str, Any] = {
         "team": team,
         "provider": "openai",

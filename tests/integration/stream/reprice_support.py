@@ -25,7 +25,14 @@ def acme_calls(start: datetime) -> list[UsageEvent]:
     """10 acme-chat calls of 100k input and 100k output tokens (0.34 USD each at the old price,
     0.90 at today's), and one acme-new call, unpriced before, 0.26 USD today."""
     calls = [
-        event(i, team="search", model="acme-chat", input_tokens=100_000, output_tokens=100_000, at=start + timedelta(seconds=i))
+        event(
+            i,
+            team="search",
+            model="acme-chat",
+            input_tokens=100_000,
+            output_tokens=100_000,
+            at=start + timedelta(seconds=i),
+        )
         for i in range(10)
     ]
     calls.append(event(10, team="search", model="acme-new", input_tokens=100_000, output_tokens=100_000, at=start))

@@ -59,7 +59,9 @@ def assert_counted_once(bootstrap: str, prefix: str, priced: Reader, events: lis
     assert priced_ids(priced) == Counter({e.event_id: 1 for e in events})
     states = Reader(bootstrap, f"{prefix}budget.state")
     try:
-        last = states.poll_until(lambda rs: bool(rs) and BudgetState.model_validate_json(rs[-1].value).spend_usd == total, timeout=60)
+        last = states.poll_until(
+            lambda rs: bool(rs) and BudgetState.model_validate_json(rs[-1].value).spend_usd == total, timeout=60
+        )
         assert BudgetState.model_validate_json(last[-1].value).spend_usd == total
     finally:
         states.close()
@@ -80,7 +82,9 @@ def test_a_batch_that_fails_at_any_step_is_aborted_and_read_again(
     total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
     usage = f"{topic_prefix}usage"
     producer = make_producer(kafka_bootstrap)
-    worker = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path, toml=TOML, env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3"})
+    worker = WorkerProcess(
+        kafka_bootstrap, topic_prefix, tmp_path, toml=TOML, env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3"}
+    )
     worker.start()
     priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
     try:
@@ -105,7 +109,13 @@ def test_a_batch_failing_every_attempt_stops_the_worker_with_nothing_of_it_commi
     usage = f"{topic_prefix}usage"
     producer = make_producer(kafka_bootstrap)
     # Every event is a message of the one partition: offset i holds events[i].
-    first = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path, toml=TOML, env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3", "METERLINE_STREAM__BATCH_ATTEMPTS": "1"})
+    first = WorkerProcess(
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        toml=TOML,
+        env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3", "METERLINE_STREAM__BATCH_ATTEMPTS": "1"},
+    )
     first.start()
     produce_events(producer, usage, events)
     assert wait_exit(first) == 1

@@ -38,7 +38,9 @@ period = "month"
     producer = make_producer(kafka_bootstrap)
     with BudgetGuard.from_settings(settings) as guard:
         assert guard.wait_ready(30)
-        produce_events(producer, f"{topic_prefix}usage", [first, event(1, team="ml", input_tokens=10_000, output_tokens=1_000)])
+        produce_events(
+            producer, f"{topic_prefix}usage", [first, event(1, team="ml", input_tokens=10_000, output_tokens=1_000)]
+        )
         deadline = time.monotonic() + 30
         while len(guard.status("ml")) < 2 or guard.status("ml")[0].spend_usd < cost * 2:
             assert time.monotonic() < deadline, "no budget state arrived"
@@ -47,7 +49,9 @@ period = "month"
         assert [s.budget for s in guard.status("ml")] == ["hard", "soft"]
         guard.check("other-team")
 
-        produce_events(producer, f"{topic_prefix}usage", [event(2, team="ml", input_tokens=10_000, output_tokens=1_000)])
+        produce_events(
+            producer, f"{topic_prefix}usage", [event(2, team="ml", input_tokens=10_000, output_tokens=1_000)]
+        )
         producer.close()
         deadline = time.monotonic() + 30
         raised: BudgetExceededError | None = None

@@ -22,7 +22,9 @@ def test_kill9_mid_stream_then_restart_counts_once_and_alerts_once(
     start_worker: Callable[..., WorkerProcess], kafka_bootstrap: str, topic_prefix: str, store: str
 ) -> None:
     if store.startswith("rocksdb"):
-        pytest.importorskip("rocksdict", reason="the rocksdb store needs the `rocksdb` extra (pip install meterline[rocksdb])")
+        pytest.importorskip(
+            "rocksdict", reason="the rocksdb store needs the `rocksdb` extra (pip install meterline[rocksdb])"
+        )
     env = {"METERLINE_STREAM__STORE": store}
     catalog = PriceCatalog.load(Settings().pricing)
     events = [event(i, team="ml") for i in range(6000)]
@@ -119,7 +121,9 @@ thresholds = [50]
     ids = Counter(PricedEvent.model_validate_json(r.value).event_id for r in priced.records)
     assert ids == Counter({e.event_id: 1 for e in first + later})
     states = Reader(kafka_bootstrap, f"{topic_prefix}budget.state")
-    states.poll_until(lambda rs: any(BudgetState.model_validate_json(r.value).spend_usd == total for r in rs), timeout=60)
+    states.poll_until(
+        lambda rs: any(BudgetState.model_validate_json(r.value).spend_usd == total for r in rs), timeout=60
+    )
     assert BudgetState.model_validate_json(states.settle(quiet=2)[-1].value).spend_usd == total
     assert restarted.metric("meterline_stream_duplicates_total") == len(first)
     for reader in (priced, states):

@@ -36,7 +36,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PAGE = "/?from=2026-11-01&to=2026-11-30&refresh=0"
 NOVEMBER = "occurred_at >= '2026-11-01' AND occurred_at < '2026-12-01'"
 BUDGETS = "".join(
-    f'[[budgets]]\nteam = "{team}"\nname = "monthly"\nlimit_usd = "{limit}"\nthresholds = [50, 80, 100]\n\n' for team, limit in LIMITS.items()
+    f'[[budgets]]\nteam = "{team}"\nname = "monthly"\nlimit_usd = "{limit}"\nthresholds = [50, 80, 100]\n\n'
+    for team, limit in LIMITS.items()
 )
 
 
@@ -51,7 +52,9 @@ def sql(worker: WorkerProcess, query: str) -> list[dict[str, Any]]:
     return rows
 
 
-def test_the_dashboard_renders_the_figures_sql_gives(start_worker: Callable[..., WorkerProcess], tmp_path: Path) -> None:
+def test_the_dashboard_renders_the_figures_sql_gives(
+    start_worker: Callable[..., WorkerProcess], tmp_path: Path
+) -> None:
     browser = chromium_or_skip()
     database = tmp_path / "data" / "clickhouse"
     database.mkdir(parents=True)
@@ -65,15 +68,21 @@ def test_the_dashboard_renders_the_figures_sql_gives(start_worker: Callable[...,
     body = next(e for e in dom.all if e.tag == "body")
     assert body.attrs.get("data-loaded") == "1", body.attrs.get("data-error", "the page did not finish loading")
 
-    (totals,) = sql(worker, f"SELECT count() AS requests, sum(cost_usd) AS cost_usd, sum(cache_saving_usd) AS cache_saving_usd, "
-                            f"sum(batch_saving_usd) AS batch_saving_usd, countIf(NOT priced) AS unpriced_requests "
-                            f"FROM usage_events FINAL WHERE {NOVEMBER}")  # fmt: skip
+    (totals,) = sql(
+        worker,
+        f"SELECT count() AS requests, sum(cost_usd) AS cost_usd, sum(cache_saving_usd) AS cache_saving_usd, "
+        f"sum(batch_saving_usd) AS batch_saving_usd, countIf(NOT priced) AS unpriced_requests "
+        f"FROM usage_events FINAL WHERE {NOVEMBER}",
+    )
     for name in ("cost_usd", "cache_saving_usd", "batch_saving_usd"):
         kpi = dom.by_id[f"kpi-{name}"]
         assert Decimal(kpi.attrs["data-value"]) == Decimal(totals[name]) and kpi.text == shown(totals[name]), name
     assert dom.by_id["kpi-requests"].text == f"{totals['requests']:,}"
     assert dom.by_id["kpi-unpriced_requests"].text == str(totals["unpriced_requests"])
-    (dead,) = sql(worker, "SELECT count() AS n FROM dlq_events FINAL WHERE received_at >= '2026-11-01' AND received_at < '2026-12-01'")
+    (dead,) = sql(
+        worker,
+        "SELECT count() AS n FROM dlq_events FINAL WHERE received_at >= '2026-11-01' AND received_at < '2026-12-01'",
+    )
     assert dom.by_id["kpi-dead_letters"].text == str(dead["n"]) == "12"
 
     models = table_cells(dom, "table-top_models")
@@ -85,7 +94,9 @@ def test_the_dashboard_renders_the_figures_sql_gives(start_worker: Callable[...,
         assert cells["cost_usd"].text == shown(row["cost_usd"]) and cells["requests"].text == f"{row['requests']:,}"
 
     budgets = table_cells(dom, "table-budgets")
-    stored = sql(worker, "SELECT team, budget, period, spend_usd, limit_usd FROM spend_vs_budget WHERE period = '2026-11'")
+    stored = sql(
+        worker, "SELECT team, budget, period, spend_usd, limit_usd FROM spend_vs_budget WHERE period = '2026-11'"
+    )
     assert set(budgets) == {f"{r['team']}/{r['budget']}/{r['period']}" for r in stored}
     for row in stored:
         cells = budgets[f"{row['team']}/{row['budget']}/{row['period']}"]
@@ -93,7 +104,10 @@ def test_the_dashboard_renders_the_figures_sql_gives(start_worker: Callable[...,
         assert cells["thresholds"].text.startswith("50 % (")
 
     over_time = table_cells(dom, "table-spend_over_time")
-    days = sql(worker, "SELECT day, team, requests, cost_usd FROM spend_per_team_day WHERE day >= '2026-11-01' AND day < '2026-12-01'")
+    days = sql(
+        worker,
+        "SELECT day, team, requests, cost_usd FROM spend_per_team_day WHERE day >= '2026-11-01' AND day < '2026-12-01'",
+    )
     assert len(over_time) == len(days) == 14 * 4
     for row in days:
         cells = over_time[f"{row['day']} 00:00/{row['team']}"]
@@ -101,7 +115,9 @@ def test_the_dashboard_renders_the_figures_sql_gives(start_worker: Callable[...,
         assert cells["cost_usd"].text == shown(row["cost_usd"]) and cells["requests"].text == f"{row['requests']:,}"
 
     savings = table_cells(dom, "table-savings")
-    for row in sql(worker, "SELECT team, cache_saving_usd, batch_saving_usd FROM cache_batch_savings WHERE month = '2026-11-01'"):
+    for row in sql(
+        worker, "SELECT team, cache_saving_usd, batch_saving_usd FROM cache_batch_savings WHERE month = '2026-11-01'"
+    ):
         assert savings[row["team"]]["cache_saving_usd"].text == shown(row["cache_saving_usd"])
         assert savings[row["team"]]["batch_saving_usd"].text == shown(row["batch_saving_usd"])
 
@@ -117,10 +133,19 @@ def test_the_dashboard_renders_the_figures_sql_gives(start_worker: Callable[...,
         shutil.copy(shot, Path(os.environ["METERLINE_SCREENSHOT_DIR"]) / "dashboard.png")
 
     # The report, while the worker holds the embedded database, reads through the worker too.
-    env = {**os.environ, "METERLINE_DATA_DIR": str(tmp_path / "data"), "METERLINE_STREAM__WEB_PORT": str(worker.port),
-           "METERLINE_CONFIG": str(tmp_path / "meterline.toml")}  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "meterline.cli", "report", "--period", "2026-11", "--format", "csv"],
-                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    env = {
+        **os.environ,
+        "METERLINE_DATA_DIR": str(tmp_path / "data"),
+        "METERLINE_STREAM__WEB_PORT": str(worker.port),
+        "METERLINE_CONFIG": str(tmp_path / "meterline.toml"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "meterline.cli", "report", "--period", "2026-11", "--format", "csv"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     total = next(csv.DictReader(io.StringIO(done.stdout.splitlines()[0] + "\n" + done.stdout.splitlines()[-1])))
     assert total["team"] == "TOTAL" and Decimal(total["cost_usd"]) == Decimal(totals["cost_usd"])
@@ -133,7 +158,9 @@ def test_a_stream_only_worker_serves_the_page_says_where_the_data_is_and_guards_
     worker = start_worker(env={"METERLINE_STREAM__WEB_TOKEN": "t0ken"})  # --only stream
 
     def get(path: str, token: str | None = None) -> tuple[int, str]:
-        request = urllib.request.Request(worker.url(path), headers={"Authorization": f"Bearer {token}"} if token else {})
+        request = urllib.request.Request(
+            worker.url(path), headers={"Authorization": f"Bearer {token}"} if token else {}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 return answer.status, answer.read().decode()

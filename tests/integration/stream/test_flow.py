@@ -38,7 +38,9 @@ def test_events_priced_once_with_exact_spend_and_bad_messages_dead_lettered(
 ) -> None:
     worker = start_worker(BUDGETS)
     catalog = PriceCatalog.load(Settings().pricing)
-    events = [event(i, team="ml" if i % 3 else "search", model="gpt-4o" if i % 2 else "gpt-4o-mini") for i in range(600)]
+    events = [
+        event(i, team="ml" if i % 3 else "search", model="gpt-4o" if i % 2 else "gpt-4o-mini") for i in range(600)
+    ]
     producer = make_producer(kafka_bootstrap)
     usage = f"{topic_prefix}usage"
     produce_events(producer, usage, events[:400])
@@ -72,7 +74,9 @@ def test_events_priced_once_with_exact_spend_and_bad_messages_dead_lettered(
     assert got == expected
 
     states = Reader(kafka_bootstrap, f"{topic_prefix}budget.state")
-    states.poll_until(lambda rs: {BudgetState.model_validate_json(r.value).spend_usd for r in rs} >= set(expected.values()))
+    states.poll_until(
+        lambda rs: {BudgetState.model_validate_json(r.value).spend_usd for r in rs} >= set(expected.values())
+    )
     latest = {}
     for record in states.records:
         state = BudgetState.model_validate_json(record.value)
@@ -82,7 +86,9 @@ def test_events_priced_once_with_exact_spend_and_bad_messages_dead_lettered(
 
     dlq = Reader(kafka_bootstrap, f"{topic_prefix}usage.dlq")
     dlq.poll_until(lambda rs: len(rs) >= len(bad))
-    letters = {DeadLetter.model_validate_json(r.value).error_kind: DeadLetter.model_validate_json(r.value) for r in dlq.records}
+    letters = {
+        DeadLetter.model_validate_json(r.value).error_kind: DeadLetter.model_validate_json(r.value) for r in dlq.records
+    }
     assert set(letters) == set(bad)
     for kind, (_key, value) in bad.items():
         letter = letters[kind]

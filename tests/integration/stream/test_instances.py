@@ -34,8 +34,13 @@ def second_instance(bootstrap: str, prefix: str, folder: Path, dsn: str, only: s
     }
     return subprocess.run(
         [sys.executable, "-m", "meterline.cli", "worker", "--only", only],
-        env=env, cwd=folder, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("only", ["sink", "alerts"])
@@ -43,7 +48,9 @@ def test_a_second_instance_on_the_same_chdb_path_stops_with_a_clear_error(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, only: str
 ) -> None:
     dsn = f"chdb://{(tmp_path / 'shared' / 'clickhouse').resolve()}"
-    first = WorkerProcess(kafka_bootstrap, topic_prefix, tmp_path / "first", only=only, env={"METERLINE_CLICKHOUSE_DSN": dsn})
+    first = WorkerProcess(
+        kafka_bootstrap, topic_prefix, tmp_path / "first", only=only, env={"METERLINE_CLICKHOUSE_DSN": dsn}
+    )
     (tmp_path / "first").mkdir()
     first.start()
     try:
@@ -59,7 +66,10 @@ def test_a_second_instance_on_the_same_chdb_path_stops_with_a_clear_error(
         assert first.stop() == 0, first.log()
     client = open_client(dsn)
     try:
-        tables = {row[0] for row in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows}
+        tables = {
+            row[0]
+            for row in client.query("SELECT name FROM system.tables WHERE database = currentDatabase()").result_rows
+        }
         assert {"usage_events", "alert_deliveries", "schema_migrations"} <= tables, tables
     finally:
         client.close()

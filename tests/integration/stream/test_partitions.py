@@ -54,12 +54,16 @@ def _totals(events: list[UsageEvent]) -> dict[str, Decimal]:
     return totals
 
 
-def _check_exact(bootstrap: str, prefix: str, events: list[UsageEvent], totals: dict[str, Decimal], priced: Reader) -> None:
+def _check_exact(
+    bootstrap: str, prefix: str, events: list[UsageEvent], totals: dict[str, Decimal], priced: Reader
+) -> None:
     priced.poll_until(lambda rs: len(rs) >= len(events), timeout=120)
     priced.settle(quiet=3)
     ids = Counter(PricedEvent.model_validate_json(r.value).event_id for r in priced.records)
     assert ids == Counter({e.event_id: 1 for e in events})
-    assert {r.partition for r in priced.records} == set(range(PARTITIONS)), "the teams did not spread over the partitions"
+    assert {r.partition for r in priced.records} == set(range(PARTITIONS)), (
+        "the teams did not spread over the partitions"
+    )
 
     states = Reader(bootstrap, f"{prefix}budget.state")
     states.poll_until(lambda rs: _latest_spend(rs) == totals, timeout=90)
@@ -134,7 +138,9 @@ def test_a_second_worker_joins_then_the_first_dies_and_totals_stay_exact(
         produce_events(producer, usage, events[3000:] + events[1400:1600])
         producer.close()
         _check_exact(kafka_bootstrap, topic_prefix, events, totals, priced)
-        assert second.metric("meterline_stream_events_in_total") > 0, f"the second worker took nothing over:\n{second.log()}"
+        assert second.metric("meterline_stream_events_in_total") > 0, (
+            f"the second worker took nothing over:\n{second.log()}"
+        )
         assert second.proc is not None and second.proc.poll() is None, f"the second worker stopped:\n{second.log()}"
         assert second.restarts == 0, f"the second worker was restarted {second.restarts} times:\n{second.log()}"
         priced.close()

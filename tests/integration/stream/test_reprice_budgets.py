@@ -31,7 +31,6 @@ from tests.support.prices import ACME_PRICES_BEFORE, ACME_PRICES_NOW
 pytestmark = pytest.mark.integration
 
 
-
 def latest_state(reader: Reader) -> BudgetState | None:
     states = [BudgetState.model_validate_json(r.value) for r in reader.records]
     return states[-1] if states else None
@@ -65,9 +64,13 @@ def test_a_reprice_moves_the_current_budget_by_the_delta_and_alerts_once(
     for insert in plan_inserts("priced", RangeBatch(OffsetRange("t", 0, 0, len(records) - 1), records)):
         write_batch(client, insert)
 
-    settings = Settings(kafka_bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, budgets=[
-        {"team": "search", "name": "monthly", "limit_usd": "10", "period": "month", "thresholds": [50, 80, 100]}
-    ])  # fmt: skip
+    settings = Settings(
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=topic_prefix,
+        budgets=[
+            {"team": "search", "name": "monthly", "limit_usd": "10", "period": "month", "thresholds": [50, 80, 100]}
+        ],
+    )
     catalog = PriceCatalog.load(PricingSettings(override_files=[now_file]))
     publisher = CorrectionPublisher(settings).start()
     sent: list[list[object]] = []
@@ -94,7 +97,9 @@ def test_a_reprice_moves_the_current_budget_by_the_delta_and_alerts_once(
         duplicates_before = worker.metric("meterline_stream_duplicates_total")
         publisher.send(sent[0])  # type: ignore[arg-type]
         deadline = datetime.now(UTC) + timedelta(seconds=60)
-        while worker.metric("meterline_stream_duplicates_total") < duplicates_before + 11 and datetime.now(UTC) < deadline:
+        while (
+            worker.metric("meterline_stream_duplicates_total") < duplicates_before + 11 and datetime.now(UTC) < deadline
+        ):
             states.settle(quiet=0.5, timeout=2)
         assert worker.metric("meterline_stream_duplicates_total") >= duplicates_before + 11
         states.settle(quiet=2)

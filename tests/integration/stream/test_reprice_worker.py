@@ -36,7 +36,12 @@ def rows(settings: Settings, sql: str) -> list[dict[str, Any]]:
 
 
 def wait_for(
-    settings: Settings, sql: str, expected: list[dict[str, Any]], what: str, log: Callable[[], str], limit: float = 120.0
+    settings: Settings,
+    sql: str,
+    expected: list[dict[str, Any]],
+    what: str,
+    log: Callable[[], str],
+    limit: float = 120.0,
 ) -> None:
     deadline = time.monotonic() + limit
     found: list[dict[str, Any]] = []
@@ -64,13 +69,30 @@ def test_reprice_through_the_worker_holding_the_database(
     producer = make_producer(kafka_bootstrap)
     produce_events(producer, f"{topic_prefix}usage", events)
     producer.close()
-    wait_for(settings, "SELECT count() AS n, sum(cost_usd) AS usd FROM usage_events FINAL", [{"n": 11, "usd": "3.400000000000"}], "the events stored", worker.log)
-    wait_for(settings, "SELECT spend_usd FROM spend_vs_budget", [{"spend_usd": "3.400000000000"}], "the budget at old prices", worker.log)
+    wait_for(
+        settings,
+        "SELECT count() AS n, sum(cost_usd) AS usd FROM usage_events FINAL",
+        [{"n": 11, "usd": "3.400000000000"}],
+        "the events stored",
+        worker.log,
+    )
+    wait_for(
+        settings,
+        "SELECT spend_usd FROM spend_vs_budget",
+        [{"spend_usd": "3.400000000000"}],
+        "the budget at old prices",
+        worker.log,
+    )
 
     # The price file as it is now; the stream keeps its loaded catalog, the re-price reads the file.
     prices.write_text(ACME_PRICES_NOW, encoding="utf-8")
-    cli_env = {**env, "METERLINE_KAFKA_BOOTSTRAP": kafka_bootstrap, "METERLINE_TOPIC_PREFIX": topic_prefix,
-               "METERLINE_STREAM__WEB_PORT": str(worker.port), "COLUMNS": "200"}  # fmt: skip
+    cli_env = {
+        **env,
+        "METERLINE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "METERLINE_TOPIC_PREFIX": topic_prefix,
+        "METERLINE_STREAM__WEB_PORT": str(worker.port),
+        "COLUMNS": "200",
+    }
     config = tmp_path / "meterline.toml"
 
     def meterline(*args: str) -> tuple[int, str]:
@@ -81,14 +103,36 @@ def test_reprice_through_the_worker_holding_the_database(
     assert code == 0, output + worker.log()
     assert "11 budget corrections sent to the stream" in output and "applied" in output
 
-    wait_for(settings, "SELECT sum(cost_usd) AS usd FROM usage_events FINAL", [{"usd": "9.260000000000"}], "usage_events", worker.log)
-    assert rows(settings, "SELECT sum(cost_usd) AS usd, sum(requests) AS n FROM usage_hourly") == [{"usd": "9.260000000000", "n": 11}]
-    wait_for(settings, "SELECT spend_usd, unpriced_events FROM spend_vs_budget",
-             [{"spend_usd": "9.260000000000", "unpriced_events": 0}], "spend_vs_budget after the correction", worker.log)  # fmt: skip
-    wait_for(settings, "SELECT DISTINCT alert_id FROM alert_deliveries WHERE kind = 'threshold' ORDER BY alert_id",
-             [{"alert_id": f"search/monthly/{start:%Y-%m}/threshold/50"}, {"alert_id": f"search/monthly/{start:%Y-%m}/threshold/80"}],
-             "one alert per crossed threshold", worker.log)  # fmt: skip
-    assert rows(settings, "SELECT events_changed, corrections_sent FROM reprice_runs") == [{"events_changed": 11, "corrections_sent": 11}]
+    wait_for(
+        settings,
+        "SELECT sum(cost_usd) AS usd FROM usage_events FINAL",
+        [{"usd": "9.260000000000"}],
+        "usage_events",
+        worker.log,
+    )
+    assert rows(settings, "SELECT sum(cost_usd) AS usd, sum(requests) AS n FROM usage_hourly") == [
+        {"usd": "9.260000000000", "n": 11}
+    ]
+    wait_for(
+        settings,
+        "SELECT spend_usd, unpriced_events FROM spend_vs_budget",
+        [{"spend_usd": "9.260000000000", "unpriced_events": 0}],
+        "spend_vs_budget after the correction",
+        worker.log,
+    )
+    wait_for(
+        settings,
+        "SELECT DISTINCT alert_id FROM alert_deliveries WHERE kind = 'threshold' ORDER BY alert_id",
+        [
+            {"alert_id": f"search/monthly/{start:%Y-%m}/threshold/50"},
+            {"alert_id": f"search/monthly/{start:%Y-%m}/threshold/80"},
+        ],
+        "one alert per crossed threshold",
+        worker.log,
+    )
+    assert rows(settings, "SELECT events_changed, corrections_sent FROM reprice_runs") == [
+        {"events_changed": 11, "corrections_sent": 11}
+    ]
 
     code, output = meterline("--since", (start - timedelta(hours=1)).isoformat())
     assert code == 0 and "nothing changed" in output, output
@@ -99,9 +143,11 @@ def test_reprice_through_the_worker_holding_the_database(
         urllib.request.urlopen(request, timeout=30)
     assert refused.value.code == 401
     bad = urllib.request.Request(
-        worker.url("/reprice"), data=b'{"since": "2026-01-01T00:00:00Z", "sql": "DROP TABLE usage_events"}', method="POST",
+        worker.url("/reprice"),
+        data=b'{"since": "2026-01-01T00:00:00Z", "sql": "DROP TABLE usage_events"}',
+        method="POST",
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     with pytest.raises(urllib.error.HTTPError) as wrong:
         urllib.request.urlopen(bad, timeout=30)
     assert wrong.value.code == 400 and "sql" in wrong.value.read().decode()

@@ -66,8 +66,16 @@ period = "day"
     after_midnight = datetime.combine(yesterday + timedelta(days=1), time(0, 30), BERLIN).astimezone(UTC)
     outside_grace, inside_grace = now - timedelta(hours=49), now - timedelta(hours=47)
     steps = [
-        [fixed(1, "ml", before_midnight), fixed(2, "ops", now - timedelta(minutes=90)), fixed(3, "late", outside_grace)],
-        [fixed(4, "ml", after_midnight), fixed(5, "ops", now - timedelta(minutes=30)), fixed(6, "ops", now - timedelta(minutes=5))],
+        [
+            fixed(1, "ml", before_midnight),
+            fixed(2, "ops", now - timedelta(minutes=90)),
+            fixed(3, "late", outside_grace),
+        ],
+        [
+            fixed(4, "ml", after_midnight),
+            fixed(5, "ops", now - timedelta(minutes=30)),
+            fixed(6, "ops", now - timedelta(minutes=5)),
+        ],
         [fixed(7, "late", inside_grace)],
     ]
     sent = 0
@@ -101,7 +109,8 @@ period = "day"
     alerts = Reader(kafka_bootstrap, f"{topic_prefix}alerts")
     alerts.settle(quiet=2)
     late_thresholds = [
-        a.alert_id for a in (AlertEvent.model_validate_json(r.value) for r in alerts.records)
+        a.alert_id
+        for a in (AlertEvent.model_validate_json(r.value) for r in alerts.records)
         if a.team == "late" and a.kind == "threshold"
     ]
     inside_period = calendar_period(inside_grace, "day", "UTC").key

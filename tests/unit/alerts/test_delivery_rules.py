@@ -100,7 +100,9 @@ def test_retry_after_wins_and_the_deadline_stops_retries() -> None:
         (400, None, None, False, None),
     ],
 )
-def test_slack_failures_are_classified(status: int, error: str | None, retry_after: str | None, retryable: bool, wait: float | None) -> None:
+def test_slack_failures_are_classified(
+    status: int, error: str | None, retry_after: str | None, retryable: bool, wait: float | None
+) -> None:
     failure = slack_failure(status, error, retry_after)
     assert failure.retryable is retryable
     if retryable:
@@ -112,7 +114,9 @@ def test_slack_permanent_failures_say_what_to_fix() -> None:
     assert "fix the route's target" in slack_failure(200, "channel_not_found", None).reason
 
 
-@pytest.mark.parametrize(("code", "retryable"), [(421, True), (450, True), (451, True), (550, False), (535, False), (554, False)])
+@pytest.mark.parametrize(
+    ("code", "retryable"), [(421, True), (450, True), (451, True), (550, False), (535, False), (554, False)]
+)
 def test_smtp_codes_are_classified(code: int, retryable: bool) -> None:
     assert smtp_failure(code, "x").retryable is retryable
 

@@ -121,7 +121,14 @@ def test_dashboard_template_with_unknown_placeholder_says_which() -> None:
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [("0", "$0.00"), ("0.0042", "$0.0042"), ("0.005", "$0.0050"), ("0.015", "$0.02"), ("1234.565", "$1,234.57"), ("1e6", "$1,000,000.00")],
+    [
+        ("0", "$0.00"),
+        ("0.0042", "$0.0042"),
+        ("0.005", "$0.0050"),
+        ("0.015", "$0.02"),
+        ("1234.565", "$1,234.57"),
+        ("1e6", "$1,000,000.00"),
+    ],
 )
 def test_format_usd(amount: str, text: str) -> None:
     assert format_usd(Decimal(amount)) == text

@@ -71,7 +71,11 @@ def test_trigger_and_resolve_events_share_the_alert_id_as_dedup_key() -> None:
     assert trigger["payload"]["group"] == "platform" and trigger["payload"]["class"] == "threshold"
     over = alert_view(threshold_alert(threshold="100").model_copy(update={"percent": Decimal(104)}), NOW)
     assert trigger_event(over, "k")["payload"]["severity"] == "critical"
-    assert resolve_event(view.alert_id, "k") == {"routing_key": "k", "event_action": "resolve", "dedup_key": view.alert_id}
+    assert resolve_event(view.alert_id, "k") == {
+        "routing_key": "k",
+        "event_action": "resolve",
+        "dedup_key": view.alert_id,
+    }
 
 
 def test_a_long_alert_id_gets_a_bounded_distinct_dedup_key() -> None:

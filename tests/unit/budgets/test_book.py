@@ -17,7 +17,16 @@ def book(*budgets: BudgetConfig) -> BudgetBook:
     return BudgetBook(budgets, grace=timedelta(hours=48), forecast_min_elapsed=0.1, forecast_min_spend_fraction=0.05)
 
 
-def charge(n: int, cost: str, at: datetime, *, team: str = "ml", model: str = "gpt-4o", priced: bool = True, project: str | None = None) -> Charge:
+def charge(
+    n: int,
+    cost: str,
+    at: datetime,
+    *,
+    team: str = "ml",
+    model: str = "gpt-4o",
+    priced: bool = True,
+    project: str | None = None,
+) -> Charge:
     return Charge(f"e{n}", team, project, "openai", model, at, D(cost), priced)
 
 
@@ -137,7 +146,13 @@ def test_hard_limit_state() -> None:
 
 
 def rolling(**kw: object) -> BudgetConfig:
-    base: dict[str, object] = {"team": "ml", "name": "roll", "limit_usd": D(100), "period": "rolling", "window": timedelta(hours=1)}
+    base: dict[str, object] = {
+        "team": "ml",
+        "name": "roll",
+        "limit_usd": D(100),
+        "period": "rolling",
+        "window": timedelta(hours=1),
+    }
     base.update(kw)
     return BudgetConfig(**base)
 

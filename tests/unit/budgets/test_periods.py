@@ -82,7 +82,12 @@ def test_elapsed_fraction() -> None:
 
 @pytest.mark.parametrize(
     ("window", "key", "minutes"),
-    [(timedelta(hours=24), "rolling:24h", 1440), (timedelta(days=30), "rolling:30d", 43200), (timedelta(minutes=90), "rolling:90m", 90), (timedelta(days=14), "rolling:14d", 20160)],
+    [
+        (timedelta(hours=24), "rolling:24h", 1440),
+        (timedelta(days=30), "rolling:30d", 43200),
+        (timedelta(minutes=90), "rolling:90m", 90),
+        (timedelta(days=14), "rolling:14d", 20160),
+    ],
 )
 def test_rolling_windows(window: timedelta, key: str, minutes: int) -> None:
     assert rolling_key(window) == key

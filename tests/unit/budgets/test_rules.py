@@ -58,4 +58,8 @@ def test_forecast(spend: str, elapsed: float, expected: D | None) -> None:
 def test_percent_and_top_models() -> None:
     assert percent_of(D("33.333333333333"), D(100)) == D("33.3333")
     spend = {"openai/gpt-4o": D("2"), "anthropic/claude": D("5"), "openai/a": D("2"), "x/y": D("1")}
-    assert top_models(spend, 3) == [("anthropic", "claude", D("5")), ("openai", "a", D("2")), ("openai", "gpt-4o", D("2"))]
+    assert top_models(spend, 3) == [
+        ("anthropic", "claude", D("5")),
+        ("openai", "a", D("2")),
+        ("openai", "gpt-4o", D("2")),
+    ]

@@ -12,7 +12,9 @@ from meterline.demo.mailcapture import EmlWriter, read_messages
 
 def test_console_tail_reads_alert_lines_as_they_are_written(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
-    log.write_bytes(b"2026-11-28T04:00:00 INFO meterline.stream.worker worker starting\n=== [meterline] team-01/daily cro")
+    log.write_bytes(
+        b"2026-11-28T04:00:00 INFO meterline.stream.worker worker starting\n=== [meterline] team-01/daily cro"
+    )
     tail = ConsoleAlertTail(log)
     assert tail.poll() == []
     with log.open("ab") as handle:

@@ -58,11 +58,18 @@ def test_rendered_toml_is_the_settings_the_worker_reads(tmp_path: Path) -> None:
     path = tmp_path / "meterline.toml"
     path.write_text(render_config(config))
     settings = load_settings(path)
-    assert (settings.kafka_bootstrap, settings.topic_prefix, settings.data_dir) == ("127.0.0.1:19092", "demo-1.", tmp_path / "demo")
+    assert (settings.kafka_bootstrap, settings.topic_prefix, settings.data_dir) == (
+        "127.0.0.1:19092",
+        "demo-1.",
+        tmp_path / "demo",
+    )
     assert (settings.stream.web_port, settings.alerts.smtp_port, settings.local_kafka.port) == (16066, 11025, 19092)
     assert [(b.team, b.name, b.limit_usd, b.hard_limit) for b in settings.budgets] == [
         (b.team, b.name, b.limit_usd, b.hard_limit) for b in config.budgets
     ]
     first = settings.budgets[0]
     assert first.period == "day" and first.timezone == "UTC"
-    assert [(r.channel, r.target) for r in first.routes or []] == [("console", None), ("email", "team-01-owners@example.org")]
+    assert [(r.channel, r.target) for r in first.routes or []] == [
+        ("console", None),
+        ("email", "team-01-owners@example.org"),
+    ]

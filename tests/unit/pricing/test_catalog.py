@@ -54,7 +54,9 @@ def test_provider_names_users_write_map_onto_catalog_ids(
 
 def test_gpt_4o_costs_hand_computed_amounts(bundled_catalog: PriceCatalog) -> None:
     # gpt-4o: $2.50 input, $1.25 cache read, $10 output per million
-    result = price(bundled_catalog, "openai", "gpt-4o", input_tokens=10_000, cache_read_tokens=4_000, output_tokens=2_000)
+    result = price(
+        bundled_catalog, "openai", "gpt-4o", input_tokens=10_000, cache_read_tokens=4_000, output_tokens=2_000
+    )
     assert result.input_cost_usd == Decimal("0.015")
     assert result.cache_read_cost_usd == Decimal("0.005")
     assert result.output_cost_usd == Decimal("0.02")

@@ -30,7 +30,19 @@ def run(config: Path, *args: str) -> tuple[int, str]:
 
 def test_price_json_gives_decimal_strings_breakdown_and_price_id(config: Path) -> None:
     code, output = run(
-        config, "price", "-p", "openai", "-m", "gpt-4-turbo", "--input", "1000", "--output", "500", "--at", "2024-05-01", "--json"
+        config,
+        "price",
+        "-p",
+        "openai",
+        "-m",
+        "gpt-4-turbo",
+        "--input",
+        "1000",
+        "--output",
+        "500",
+        "--at",
+        "2024-05-01",
+        "--json",
     )
     assert code == 0, output
     data = json.loads(output)
@@ -47,7 +59,19 @@ def test_price_json_gives_decimal_strings_breakdown_and_price_id(config: Path) -
 
 def test_price_table_shows_the_total_and_the_price_used(config: Path) -> None:
     code, output = run(
-        config, "price", "-p", "openai", "-m", "gpt-4-turbo", "--input", "1000", "--output", "500", "--batch", "--at", "2025-08-01"
+        config,
+        "price",
+        "-p",
+        "openai",
+        "-m",
+        "gpt-4-turbo",
+        "--input",
+        "1000",
+        "--output",
+        "500",
+        "--batch",
+        "--at",
+        "2025-08-01",
     )
     assert code == 0, output
     assert "$0.012" in output  # (1,000 x 8 + 500 x 24) / 1e6 x 0.6
@@ -56,7 +80,19 @@ def test_price_table_shows_the_total_and_the_price_used(config: Path) -> None:
 
 def test_estimate_json_has_every_period(config: Path) -> None:
     code, output = run(
-        config, "estimate", "-m", "gpt-4-turbo", "-r", "10000", "--input", "500", "--output", "200", "--at", "2024-05-01", "--json"
+        config,
+        "estimate",
+        "-m",
+        "gpt-4-turbo",
+        "-r",
+        "10000",
+        "--input",
+        "500",
+        "--output",
+        "200",
+        "--at",
+        "2024-05-01",
+        "--json",
     )
     assert code == 0, output
     data = json.loads(output)
@@ -71,7 +107,20 @@ def test_estimate_json_has_every_period(config: Path) -> None:
 
 
 def test_estimate_table(config: Path) -> None:
-    code, output = run(config, "estimate", "-m", "openai/gpt-4-turbo", "-r", "10000", "--input", "500", "--output", "200", "--at", "2024-05-01")
+    code, output = run(
+        config,
+        "estimate",
+        "-m",
+        "openai/gpt-4-turbo",
+        "-r",
+        "10000",
+        "--input",
+        "500",
+        "--output",
+        "200",
+        "--at",
+        "2024-05-01",
+    )
     assert code == 0, output
     assert "$3,300.00" in output and "$110.00" in output
 
@@ -107,7 +156,9 @@ def test_bad_override_file_exits_1_naming_the_problem(tmp_path: Path) -> None:
 
 
 def test_impossible_usage_exits_1(config: Path) -> None:
-    code, output = run(config, "price", "-p", "openai", "-m", "gpt-4o", "--input", "10", "--cache-read", "11", "--output", "1")
+    code, output = run(
+        config, "price", "-p", "openai", "-m", "gpt-4o", "--input", "10", "--cache-read", "11", "--output", "1"
+    )
     assert code == 1
     assert "must not exceed input_tokens" in output
 
@@ -123,9 +174,23 @@ def test_prices_show_gives_the_batch_price_that_price_batch_charges(config: Path
     ]
     for entry, day in zip(shown, ("2026-10-01", "2026-11-01"), strict=True):
         code, output = run(
-            config, "price", "-p", "openai", "-m", "gpt-4o", "--input", "1000000", "--output", "1000000",
-            "--cache-read", "1000000", "--batch", "--at", day, "--json",
-        )  # fmt: skip
+            config,
+            "price",
+            "-p",
+            "openai",
+            "-m",
+            "gpt-4o",
+            "--input",
+            "1000000",
+            "--output",
+            "1000000",
+            "--cache-read",
+            "1000000",
+            "--batch",
+            "--at",
+            day,
+            "--json",
+        )
         assert code == 0, output
         charged = json.loads(output)["breakdown"]
         band = entry["batch_bands"][0]
@@ -135,7 +200,9 @@ def test_prices_show_gives_the_batch_price_that_price_batch_charges(config: Path
     assert "batch (provider batch price from 2026-10-14): input 1.25, cache read 1.25," in output
 
 
-@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-4o"), ("openai", "gpt-4-turbo"), ("anthropic", "claude-sonnet-4-5")])
+@pytest.mark.parametrize(
+    ("provider", "model"), [("openai", "gpt-4o"), ("openai", "gpt-4-turbo"), ("anthropic", "claude-sonnet-4-5")]
+)
 def test_every_shown_batch_price_is_the_one_applied_from_its_first_day(
     example_catalog: PriceCatalog, provider: str, model: str
 ) -> None:
@@ -144,12 +211,19 @@ def test_every_shown_batch_price_is_the_one_applied_from_its_first_day(
             continue
         day = max(filter(None, (entry.effective_from, entry.batch_from, date(2000, 1, 1))))
         result = example_catalog.price(
-            provider=provider, model=model, input_tokens=100_000, output_tokens=100_000,
-            cache_read_tokens=50_000, batch=True, at=datetime.combine(day, datetime.min.time(), tzinfo=UTC),
-        )  # fmt: skip
+            provider=provider,
+            model=model,
+            input_tokens=100_000,
+            output_tokens=100_000,
+            cache_read_tokens=50_000,
+            batch=True,
+            at=datetime.combine(day, datetime.min.time(), tzinfo=UTC),
+        )
         if result.price_id != entry.price_id:
             continue  # a later entry of another provider's timeline is in force that day
         band = entry.batch_bands[0]  # 100k input tokens: below every tier
         assert (result.input_cost_usd, result.cache_read_cost_usd, result.output_cost_usd) == (
-            band.input * Decimal("0.05"), band.cache_read * Decimal("0.05"), band.output * Decimal("0.1")
+            band.input * Decimal("0.05"),
+            band.cache_read * Decimal("0.05"),
+            band.output * Decimal("0.1"),
         ), (entry.price_id, day)

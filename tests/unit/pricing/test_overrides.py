@@ -57,7 +57,11 @@ def test_ten_thousand_requests_a_day_cost_3300_a_month(example_catalog: PriceCat
         # its first second: 1,000 x 8 + 500 x 24
         (datetime(2025, 7, 1, 0, 0, tzinfo=UTC), "override:openai:gpt-4-turbo@2025-07-01", "0.020"),
         # 22:30 on June 30th in UTC-2 is already July 1st in UTC: effective dates are UTC days
-        (datetime(2025, 6, 30, 22, 30, tzinfo=timezone(timedelta(hours=-2))), "override:openai:gpt-4-turbo@2025-07-01", "0.020"),
+        (
+            datetime(2025, 6, 30, 22, 30, tzinfo=timezone(timedelta(hours=-2))),
+            "override:openai:gpt-4-turbo@2025-07-01",
+            "0.020",
+        ),
         # a naive time counts as UTC
         (datetime(2025, 6, 30, 23, 0), "override:openai:gpt-4-turbo@2024-04-09", "0.025"),
     ],
@@ -71,7 +75,11 @@ def test_effective_dates_choose_the_price_on_each_side_of_a_change(
 
 def test_before_the_first_override_date_the_bundled_price_applies(example_catalog: PriceCatalog) -> None:
     result = example_catalog.price(
-        provider="openai", model="gpt-4-turbo", input_tokens=1_000, output_tokens=500, at=datetime(2024, 4, 8, tzinfo=UTC)
+        provider="openai",
+        model="gpt-4-turbo",
+        input_tokens=1_000,
+        output_tokens=500,
+        at=datetime(2024, 4, 8, tzinfo=UTC),
     )
     assert result.priced and result.price_source == "genai-prices"
     assert result.price_id is not None and result.price_id.startswith("genai-prices:openai:gpt-4-turbo")
@@ -141,7 +149,9 @@ def test_batch_multiplier_of_an_entry_and_cache_read_rate(example_catalog: Price
 
 def test_self_hosted_provider_without_batch_discount(example_catalog: PriceCatalog) -> None:
     at = datetime(2025, 2, 1, tzinfo=UTC)
-    kwargs = dict(provider="acme-gpu", model="llama-70b", input_tokens=1_500, cache_write_tokens=500, output_tokens=1_000, at=at)
+    kwargs = dict(
+        provider="acme-gpu", model="llama-70b", input_tokens=1_500, cache_write_tokens=500, output_tokens=1_000, at=at
+    )
     standard = example_catalog.price(**kwargs)  # type: ignore[arg-type]  # the parametrised token counts are ints
     # 1,000 x 0.20 + 500 x 0.25 + 1,000 x 0.60, per million
     assert standard.cost_usd == Decimal("0.000925")
@@ -153,12 +163,22 @@ def test_self_hosted_provider_without_batch_discount(example_catalog: PriceCatal
 def test_tier_reprices_every_token_above_its_threshold(example_catalog: PriceCatalog) -> None:
     at = datetime(2025, 4, 1, tzinfo=UTC)
     at_threshold = example_catalog.price(
-        provider="gemini", model="acme-gemini-tuned", input_tokens=200_000, cache_read_tokens=100_000, output_tokens=1_000, at=at
+        provider="gemini",
+        model="acme-gemini-tuned",
+        input_tokens=200_000,
+        cache_read_tokens=100_000,
+        output_tokens=1_000,
+        at=at,
     )
     # 100,000 x 1.25 + 100,000 x 0.3125 + 1,000 x 10, per million
     assert at_threshold.cost_usd == Decimal("0.16625")
     above = example_catalog.price(
-        provider="vertex", model="acme-gemini-tuned", input_tokens=200_001, cache_read_tokens=100_000, output_tokens=1_000, at=at
+        provider="vertex",
+        model="acme-gemini-tuned",
+        input_tokens=200_001,
+        cache_read_tokens=100_000,
+        output_tokens=1_000,
+        at=at,
     )
     # 100,001 x 2.5 + 100,000 x 0.625 + 1,000 x 15, per million
     assert above.cost_usd == Decimal("0.3275025")
@@ -189,7 +209,9 @@ def test_a_later_file_wins_on_the_same_effective_date(tmp_path: Path) -> None:
     first = _write(tmp_path / "first.toml", row.format("3"))
     second = _write(tmp_path / "second.toml", row.format("2"))
     catalog = PriceCatalog.load(PricingSettings(override_files=[first, second]))
-    result = catalog.price(provider="openai", model="gpt-4o", input_tokens=1_000_000, output_tokens=0, at=MAY_2024 + timedelta(days=365))
+    result = catalog.price(
+        provider="openai", model="gpt-4o", input_tokens=1_000_000, output_tokens=0, at=MAY_2024 + timedelta(days=365)
+    )
     assert (result.cost_usd, result.price_source) == (Decimal(2), f"override:{second}")
 
 
@@ -239,7 +261,9 @@ def test_decimal_strings_and_toml_numbers_give_the_same_exact_rates(tmp_path: Pa
         '[[price]]\nprovider = "p"\nmodel = "a"\neffective_from = 2025-01-01\ninput = 0.3\noutput = "0.3"\n',
     )
     catalog = PriceCatalog.load(PricingSettings(override_files=[path]))
-    result = catalog.price(provider="p", model="a", input_tokens=1, output_tokens=1, at=datetime(2025, 1, 1, tzinfo=UTC))
+    result = catalog.price(
+        provider="p", model="a", input_tokens=1, output_tokens=1, at=datetime(2025, 1, 1, tzinfo=UTC)
+    )
     assert result.input_cost_usd == result.output_cost_usd == Decimal("0.0000003")
     history = catalog.history("a", "p")
     assert [getattr(entry, "effective_from", None) for entry in history] == [date(2025, 1, 1)]

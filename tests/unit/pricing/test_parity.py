@@ -19,7 +19,19 @@ from meterline.pricing import PriceCatalog
 from meterline.pricing.catalog import bundled_providers
 from meterline.pricing.timeline import BATCH_CONTEXT
 
-PROVIDERS = ("openai", "anthropic", "google", "aws", "azure", "mistral", "x-ai", "deepseek", "groq", "together", "cohere")
+PROVIDERS = (
+    "openai",
+    "anthropic",
+    "google",
+    "aws",
+    "azure",
+    "mistral",
+    "x-ai",
+    "deepseek",
+    "groq",
+    "together",
+    "cohere",
+)
 USAGES = [
     {"input_tokens": 1_000, "output_tokens": 500},
     {"input_tokens": 12_345, "cache_read_tokens": 10_000, "cache_write_tokens": 1_000, "output_tokens": 2_345},
@@ -55,7 +67,9 @@ def sample() -> list[tuple[str, str]]:
     ]
 
 
-def _ours(catalog: PriceCatalog, provider: str, model: str, usage: dict[str, int], at: datetime, batch: bool) -> tuple[Decimal, Decimal, Decimal] | None:
+def _ours(
+    catalog: PriceCatalog, provider: str, model: str, usage: dict[str, int], at: datetime, batch: bool
+) -> tuple[Decimal, Decimal, Decimal] | None:
     result = catalog.price(
         provider=provider,
         model=model,
@@ -73,7 +87,9 @@ def _ours(catalog: PriceCatalog, provider: str, model: str, usage: dict[str, int
     return inputs, result.output_cost_usd, result.cost_usd
 
 
-def _theirs(provider: str, model: str, usage: dict[str, int], at: datetime, batch: bool) -> tuple[Decimal, Decimal, Decimal]:
+def _theirs(
+    provider: str, model: str, usage: dict[str, int], at: datetime, batch: bool
+) -> tuple[Decimal, Decimal, Decimal]:
     calculation = genai_prices.calc_price(
         genai_prices.Usage(**usage),
         model,
@@ -138,13 +154,19 @@ def test_batch_prices_match_genai_prices_batch_variants(bundled_catalog: PriceCa
             ours = _ours(bundled_catalog, provider, model, usage, at, batch=True)
             theirs = _theirs(provider, model, usage, at, batch=True)
             assert ours is not None, f"{provider}/{model}"
-            assert all(_close(a, b) for a, b in zip(ours, theirs, strict=True)), f"{provider}/{model} {usage}: {ours} != {theirs}"
+            assert all(_close(a, b) for a, b in zip(ours, theirs, strict=True)), (
+                f"{provider}/{model} {usage}: {ours} != {theirs}"
+            )
             standard = _theirs(provider, model, usage, at, batch=False)
             assert ours[2] <= quantize_money(standard[2]), f"{provider}/{model}: a batch price is no surcharge"
 
 
-@pytest.mark.parametrize(("provider", "model"), [("openai", "gpt-5.6-sol"), ("anthropic", "claude-opus-4-6"), ("google", "gemini-2.5-pro")])
-def test_tiers_cross_exactly_where_genai_prices_crosses(bundled_catalog: PriceCatalog, provider: str, model: str) -> None:
+@pytest.mark.parametrize(
+    ("provider", "model"), [("openai", "gpt-5.6-sol"), ("anthropic", "claude-opus-4-6"), ("google", "gemini-2.5-pro")]
+)
+def test_tiers_cross_exactly_where_genai_prices_crosses(
+    bundled_catalog: PriceCatalog, provider: str, model: str
+) -> None:
     at = datetime(2026, 1, 10, tzinfo=UTC)
     for threshold in (200_000, 272_000):
         for input_tokens in (threshold, threshold + 1):

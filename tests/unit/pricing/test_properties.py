@@ -80,7 +80,13 @@ def test_parts_sum_to_the_total_at_1e_12(catalog: PriceCatalog, usage: Usage, ba
 
 
 @settings(max_examples=300, deadline=None)
-@given(catalogs(), usages(), st.integers(1, 300_000), st.sampled_from(["input", "cache_read", "cache_write", "output", "reasoning"]), st.booleans())
+@given(
+    catalogs(),
+    usages(),
+    st.integers(1, 300_000),
+    st.sampled_from(["input", "cache_read", "cache_write", "output", "reasoning"]),
+    st.booleans(),
+)
 def test_more_tokens_of_any_kind_never_cost_less(
     catalog: PriceCatalog, usage: Usage, more: int, kind: str, batch: bool
 ) -> None:
@@ -131,7 +137,12 @@ REAL_MODELS = [
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(REAL_MODELS), usages(), st.booleans(), st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 6, 1), timezones=st.just(UTC)))
+@given(
+    st.sampled_from(REAL_MODELS),
+    usages(),
+    st.booleans(),
+    st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2027, 6, 1), timezones=st.just(UTC)),
+)
 def test_bundled_prices_keep_the_same_invariants(
     bundled_catalog: PriceCatalog, name: tuple[str, str], usage: Usage, cache_hit: bool, at: datetime
 ) -> None:

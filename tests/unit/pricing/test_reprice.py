@@ -22,6 +22,8 @@ from tests.support.prices import ACME_PRICES_NOW
 
 AT = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
 def catalog(tmp_path: Path) -> PriceCatalog:
     path = tmp_path / "prices.toml"
     path.write_text(ACME_PRICES_NOW, encoding="utf-8")
@@ -98,9 +100,12 @@ def test_money_is_compared_exactly_whatever_its_exponent(tmp_path: Path) -> None
 
 def test_an_unpriced_event_whose_model_now_has_a_price_gets_it(tmp_path: Path) -> None:
     stored = stored_row(
-        priced=False, unpriced_reason="no price", price_id=None, price_source=None,
+        priced=False,
+        unpriced_reason="no price",
+        price_id=None,
+        price_source=None,
         **{name: Decimal(0) for name in MONEY_FIELDS},
-    )  # fmt: skip
+    )
     outcome = reprice_event(stored, price_stored_row(catalog(tmp_path), stored), run_id="r2", now=NOW)
 
     assert outcome.row is not None and outcome.row["priced"] is True and outcome.row["unpriced_reason"] is None
@@ -126,7 +131,10 @@ def test_the_tally_adds_up_per_team_and_model_and_in_total(tmp_path: Path) -> No
     stored = stored_row(team="growth", occurred_at=datetime(2026, 10, 3, tzinfo=UTC))
     tally.add(reprice_event(stored, price_stored_row(book, stored), run_id="r", now=NOW))
 
-    lines = {(team, model): (g.events, g.changed, g.old_cost_usd, g.new_cost_usd, g.delta_usd) for team, model, g in tally.lines()}
+    lines = {
+        (team, model): (g.events, g.changed, g.old_cost_usd, g.new_cost_usd, g.delta_usd)
+        for team, model, g in tally.lines()
+    }
     assert lines == {
         ("growth", "acme-chat"): (2, 1, Decimal("6.8"), Decimal("12.4"), Decimal("5.6")),
         ("search", "acme-chat"): (2, 2, Decimal("6.8"), Decimal("18"), Decimal("11.2")),
@@ -139,10 +147,15 @@ def test_the_tally_adds_up_per_team_and_model_and_in_total(tmp_path: Path) -> No
 def test_the_fingerprint_changes_with_the_catalog_and_only_with_it() -> None:
     base = catalog_fingerprint("0.2.3", [("a.toml", b"x = 1")])
     assert base == catalog_fingerprint("0.2.3", [("a.toml", b"x = 1")])
-    assert len({
-        base,
-        catalog_fingerprint("0.2.4", [("a.toml", b"x = 1")]),
-        catalog_fingerprint("0.2.3", [("a.toml", b"x = 2")]),
-        catalog_fingerprint("0.2.3", [("b.toml", b"x = 1")]),
-        catalog_fingerprint("0.2.3", []),
-    }) == 5  # fmt: skip
+    assert (
+        len(
+            {
+                base,
+                catalog_fingerprint("0.2.4", [("a.toml", b"x = 1")]),
+                catalog_fingerprint("0.2.3", [("a.toml", b"x = 2")]),
+                catalog_fingerprint("0.2.3", [("b.toml", b"x = 1")]),
+                catalog_fingerprint("0.2.3", []),
+            }
+        )
+        == 5
+    )

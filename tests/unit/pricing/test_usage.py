@@ -28,7 +28,9 @@ def test_omitted_counts_and_flags_are_zero_and_false() -> None:
         ({"input_tokens": 1, "output_tokens": 1, "reasoning_tokens": 2}, InvalidUsageError),
     ],
 )
-def test_price_and_estimate_refuse_the_same_usage(bundled_catalog: PriceCatalog, usage: dict[str, Any], error: type[Exception]) -> None:
+def test_price_and_estimate_refuse_the_same_usage(
+    bundled_catalog: PriceCatalog, usage: dict[str, Any], error: type[Exception]
+) -> None:
     with pytest.raises(error):
         bundled_catalog.price(provider="openai", model="gpt-4o", at=AT, **usage)
     with pytest.raises(error):

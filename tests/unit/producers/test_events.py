@@ -34,7 +34,13 @@ def test_minimal_event_gets_defaults() -> None:
     event = make()
     assert event.schema_version == 1
     assert len(event.event_id) == 36 and event.event_id[14] == "7"  # a UUIDv7
-    assert (event.input_tokens, event.output_tokens, event.batch, event.cache_hit, event.status) == (0, 0, False, False, "ok")
+    assert (event.input_tokens, event.output_tokens, event.batch, event.cache_hit, event.status) == (
+        0,
+        0,
+        False,
+        False,
+        "ok",
+    )
     assert event.tags == {}
 
 

@@ -13,7 +13,9 @@ from meterline.producers.litellm_usage import litellm_event, team_of
 START = datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
 
 
-def call(metadata: dict[str, Any] | None = None, logged_metadata: dict[str, Any] | None = None, **logged: Any) -> dict[str, Any]:
+def call(
+    metadata: dict[str, Any] | None = None, logged_metadata: dict[str, Any] | None = None, **logged: Any
+) -> dict[str, Any]:
     return {
         "litellm_call_id": "call-1",
         "model": "anthropic/claude-sonnet-4-5",
@@ -47,11 +49,25 @@ def test_a_success_becomes_one_event_with_tokens_by_type_ids_and_latency() -> No
     event = litellm_event(call({"team": "search", "project": "qa"}), RESPONSE, failed=False)
     assert (event.event_id, event.request_id, event.team, event.project) == ("litellm-call-1", "msg_01", "search", "qa")
     assert (event.provider, event.model, event.status, event.occurred_at, event.latency_ms) == (
-        "anthropic", "claude-sonnet-4-5", "ok", START, 1250,
-    )  # fmt: skip
-    assert (event.input_tokens, event.output_tokens, event.cache_read_tokens, event.cache_write_tokens, event.reasoning_tokens) == (
-        1000, 200, 600, 50, 80,
-    )  # fmt: skip
+        "anthropic",
+        "claude-sonnet-4-5",
+        "ok",
+        START,
+        1250,
+    )
+    assert (
+        event.input_tokens,
+        event.output_tokens,
+        event.cache_read_tokens,
+        event.cache_write_tokens,
+        event.reasoning_tokens,
+    ) == (
+        1000,
+        200,
+        600,
+        50,
+        80,
+    )
 
 
 def test_a_failure_is_an_error_event_with_no_tokens() -> None:
@@ -61,7 +77,9 @@ def test_a_failure_is_an_error_event_with_no_tokens() -> None:
 
 def test_team_comes_from_call_metadata_then_proxy_request_then_proxy_key_then_default() -> None:
     assert team_of(call({"team": "a"}, {"user_api_key_team_alias": "b"}), "team", "z") == "a"
-    assert team_of(call(None, {"requester_metadata": {"team": "c"}, "user_api_key_team_alias": "b"}), "team", "z") == "c"
+    assert (
+        team_of(call(None, {"requester_metadata": {"team": "c"}, "user_api_key_team_alias": "b"}), "team", "z") == "c"
+    )
     assert team_of(call(None, {"user_api_key_team_alias": "b", "user_api_key_team_id": "id"}), "team", "z") == "b"
     assert team_of(call(None, {"user_api_key_team_id": "id"}), "team", None) == "id"
     assert team_of(call({"cost_center": "d"}), "cost_center", None) == "d"

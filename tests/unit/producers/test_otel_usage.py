@@ -16,7 +16,16 @@ CHAT = {"gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o", "gen
 
 
 def event(attributes: dict, resource: dict | None = None, **options: Any) -> UsageEvent:
-    return span_event(attributes, resource or {}, trace_id=1, span_id=2, start_ns=START_NS, end_ns=START_NS + 2_500_000, failed=False, **options)
+    return span_event(
+        attributes,
+        resource or {},
+        trace_id=1,
+        span_id=2,
+        start_ns=START_NS,
+        end_ns=START_NS + 2_500_000,
+        failed=False,
+        **options,
+    )
 
 
 def test_only_spans_with_a_provider_and_token_usage_are_model_calls() -> None:
@@ -37,7 +46,9 @@ def test_team_from_span_then_resource_then_default_and_an_error_without_any() ->
 
 def test_ids_time_latency_and_error_type() -> None:
     found = event({**CHAT, "error.type": "timeout"}, default_team="a")
-    assert found.event_id == f"otel-{1:032x}-{2:016x}" and found.occurred_at == datetime(2026, 11, 28, 9, 30, tzinfo=UTC)
+    assert found.event_id == f"otel-{1:032x}-{2:016x}" and found.occurred_at == datetime(
+        2026, 11, 28, 9, 30, tzinfo=UTC
+    )
     assert found.latency_ms == 2 and found.status == "error"
 
 

@@ -31,7 +31,9 @@ def _records(count: int) -> list[Record]:
     return records
 
 
-def _build(builder_class: Any, records: list[Record], compression: int, state: tuple[int, int, int, bool] | None) -> tuple[bytearray, int]:
+def _build(
+    builder_class: Any, records: list[Record], compression: int, state: tuple[int, int, int, bool] | None
+) -> tuple[bytearray, int]:
     builder = builder_class(2, compression, False, -1, -1, -1, 1_000_000)
     appended = 0
     for offset, (timestamp, key, value, headers) in enumerate(records):
@@ -49,7 +51,13 @@ def _decoded(buffer: bytearray) -> Iterator[Any]:
         batch = batches.next_batch()
         assert isinstance(batch, DefaultRecordBatch)
         assert batch.validate_crc()
-        header = (batch.compression_type, batch.is_transactional, batch.producer_id, batch.producer_epoch, batch.base_sequence)
+        header = (
+            batch.compression_type,
+            batch.is_transactional,
+            batch.producer_id,
+            batch.producer_epoch,
+            batch.base_sequence,
+        )
         yield header, [(r.offset, r.timestamp, r.key, r.value, list(r.headers)) for r in batch]
 
 
@@ -70,12 +78,14 @@ def test_uncompressed_batches_are_byte_identical(state: tuple[int, int, int, boo
 
 @pytest.mark.parametrize("compression", [GZIP, LZ4, ZSTD], ids=["gzip", "lz4", "zstd"])
 @pytest.mark.parametrize("state", STATES, ids=["plain", "idempotent", "transactional"])
-def test_compressed_batches_decode_to_the_same_records(compression: int, state: tuple[int, int, int, bool] | None) -> None:
+def test_compressed_batches_decode_to_the_same_records(
+    compression: int, state: tuple[int, int, int, bool] | None
+) -> None:
     records = _records(800)
     python, _ = _build(PythonBuilder, records, compression, state)
     compiled, _ = _build(CompiledRecordBatchBuilder, records, compression, state)
     assert list(_decoded(compiled)) == list(_decoded(python))
-    (header, decoded), = list(_decoded(compiled))
+    ((header, decoded),) = list(_decoded(compiled))
     assert header[0] == compression
     assert header[1] is (state is not None and state[3])
     assert len(decoded) == 800
@@ -111,7 +121,7 @@ def test_install_switches_kafka_pythons_memory_records_and_uninstall_restores() 
         for offset, (timestamp, key, value, headers) in enumerate(_records(50)):
             assert builder.append(timestamp, key, value, headers) is not None, offset
         builder.close()
-        (_, decoded), = list(_decoded(builder.buffer()))
+        ((_, decoded),) = list(_decoded(builder.buffer()))
         assert [(r[2], r[3]) for r in decoded] == [(key, value) for _, key, value, _ in _records(50)]
         record_builder.uninstall()
         assert not record_builder.installed()

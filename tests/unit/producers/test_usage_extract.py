@@ -53,12 +53,24 @@ def test_token_counts(kind: str, response: dict[str, Any], expected: tuple[int, 
 
 def test_openai_event_carries_model_request_id_and_context() -> None:
     event = usage_from_openai(
-        as_sdk_object(OPENAI_CHAT_COMPLETION), team="search", now=lambda: NOW, app="chat-api", latency_ms=840,
+        as_sdk_object(OPENAI_CHAT_COMPLETION),
+        team="search",
+        now=lambda: NOW,
+        app="chat-api",
+        latency_ms=840,
         tags={"feature": "answer"},
     )
-    assert (event.provider, event.model, event.request_id) == ("openai", "gpt-4o-2024-08-06", OPENAI_CHAT_COMPLETION["id"])
+    assert (event.provider, event.model, event.request_id) == (
+        "openai",
+        "gpt-4o-2024-08-06",
+        OPENAI_CHAT_COMPLETION["id"],
+    )
     assert (event.team, event.app, event.latency_ms, event.occurred_at, event.tags) == (
-        "search", "chat-api", 840, NOW, {"feature": "answer"},
+        "search",
+        "chat-api",
+        840,
+        NOW,
+        {"feature": "answer"},
     )
 
 

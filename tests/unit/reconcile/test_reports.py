@@ -23,9 +23,13 @@ def report(name: str):
 def truth_lines(lines: tuple[truth.TruthLine, ...], *, requests: bool) -> dict[LineKey, Measures]:
     return {
         LineKey(line.day, line.model, line.scope): Measures(
-            input_tokens=line.input_tokens, cache_read_tokens=line.cache_read, cache_write_tokens=line.cache_write,
-            output_tokens=line.output, requests=line.requests if requests else None, cost_usd=line.cost_usd,
-        )  # fmt: skip
+            input_tokens=line.input_tokens,
+            cache_read_tokens=line.cache_read,
+            cache_write_tokens=line.cache_write,
+            output_tokens=line.output,
+            requests=line.requests if requests else None,
+            cost_usd=line.cost_usd,
+        )
         for line in lines
     }
 
@@ -49,7 +53,12 @@ def test_anthropic_usage_counts_cache_reads_and_both_cache_writes_into_input() -
     usage = report("anthropic_usage_report.json")
     assert (usage.provider, usage.kind, usage.scope_kind) == ("anthropic", "usage", "workspace_id")
     day2 = usage.lines[LineKey(date(2026, 11, 2), "claude-sonnet-4-20250514", "wrkspc_a")]
-    assert (day2.input_tokens, day2.cache_read_tokens, day2.cache_write_tokens, day2.output_tokens) == (17000, 5000, 2000, 3000)
+    assert (day2.input_tokens, day2.cache_read_tokens, day2.cache_write_tokens, day2.output_tokens) == (
+        17000,
+        5000,
+        2000,
+        3000,
+    )
     day3 = usage.lines[LineKey(date(2026, 11, 3), "claude-sonnet-4-20250514", "wrkspc_a")]
     assert day3.cache_write_tokens == 500, "the 1-hour cache writes count too"
     assert day2.requests is None, "the usage report counts no requests"
@@ -84,7 +93,9 @@ def test_the_tolerance_decides_what_is_over() -> None:
     merged = report("openai_usage_completions.json")
     ours = truth_lines(truth.OPENAI_TRUTH, requests=True)
     loose = reconcile(merged, ours, Tolerance(relative=Decimal("0.06")))
-    line = next(li for li in loose.lines if li.key == LineKey(date(2026, 11, 3), "gpt-4o-mini-2024-07-18", "proj_support"))
+    line = next(
+        li for li in loose.lines if li.key == LineKey(date(2026, 11, 3), "gpt-4o-mini-2024-07-18", "proj_support")
+    )
     assert line.status == "matched", "4200 vs 4000 is within 6 %"
     tight = Tolerance(relative=Decimal(0), min_usd=Decimal("0.01"))
     assert tight.agrees("cost_usd", Decimal("1.005"), Decimal("1")) and not tight.agrees("output_tokens", 1001, 1000)

@@ -12,21 +12,34 @@ from tests.unit.test_settings import _clean_env  # noqa: F401 - the settings tes
 
 def test_one_broker_defaults_are_unchanged() -> None:
     settings = load_settings(topic_prefix="m.")
-    assert (settings.topic_replication_factor, settings.topic_min_insync_replicas, settings.local_kafka.brokers) == (1, 1, 1)
+    assert (settings.topic_replication_factor, settings.topic_min_insync_replicas, settings.local_kafka.brokers) == (
+        1,
+        1,
+        1,
+    )
     specs = {spec.name: spec for spec in topic_specs(settings)}
     assert specs["m.usage"] == TopicSpec("m.usage", 1, 1, {})
     assert specs["m.budget.state"] == TopicSpec("m.budget.state", 1, 1, {"cleanup.policy": "compact"})
 
 
-def test_a_cluster_gets_every_topic_replicated_with_min_isr_faust_changelogs_included(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cluster_gets_every_topic_replicated_with_min_isr_faust_changelogs_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("METERLINE_TOPIC_REPLICATION_FACTOR", "3")
     monkeypatch.setenv("METERLINE_TOPIC_MIN_INSYNC_REPLICAS", "2")
     monkeypatch.setenv("METERLINE_TOPIC_PARTITIONS", "3")
     specs = {spec.name: spec for spec in topic_specs(load_settings(topic_prefix="m."))}
     assert set(specs) == {
-        "m.usage", "m.usage.priced", "m.usage.dlq", "m.budget.state", "m.alerts",
-        "m.stream-cells-changelog", "m.stream-fired-changelog", "m.stream-dedup-changelog", "m.stream-__assignor-__leader",
-    }  # fmt: skip
+        "m.usage",
+        "m.usage.priced",
+        "m.usage.dlq",
+        "m.budget.state",
+        "m.alerts",
+        "m.stream-cells-changelog",
+        "m.stream-fired-changelog",
+        "m.stream-dedup-changelog",
+        "m.stream-__assignor-__leader",
+    }
     for spec in specs.values():
         assert spec.replicas == 3 and spec.configs["min.insync.replicas"] == "2", spec
         assert spec.partitions == (1 if spec.name.endswith("__leader") else 3), spec

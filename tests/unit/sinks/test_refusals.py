@@ -25,7 +25,10 @@ def monthly(count: int, repeat: int = 1) -> InsertBatch:
     for turn in range(repeat):
         for month in range(count):
             rows.append([f"e{turn}-{month}", datetime(2010 + month // 12, month % 12 + 1, 9, tzinfo=UTC)])
-    sources = [SourceRecord("t.usage.priced", 0, i, None, str(row[0]).encode(), 1_790_000_000_000) for i, row in enumerate(rows)]
+    sources = [
+        SourceRecord("t.usage.priced", 0, i, None, str(row[0]).encode(), 1_790_000_000_000)
+        for i, row in enumerate(rows)
+    ]
     return InsertBatch(USAGE_EVENTS, COLUMNS, rows, "t:0:0-9", sources)
 
 
@@ -75,10 +78,18 @@ def test_an_unwritable_row_becomes_a_dead_letter_with_its_bytes_and_the_engines_
     row = dict(zip(DLQ_EVENT_COLUMNS, values, strict=True))
     assert row["error_kind"] == "unwritable"
     assert row["reason"] == "ClickHouse refused the row for usage_events: Code: 469. Constraint violated"
-    assert (row["topic"], row["partition"], row["offset"], row["line_index"], row["line_count"]) == ("t.usage.priced", 3, 41, 0, 1)
+    assert (row["topic"], row["partition"], row["offset"], row["line_index"], row["line_count"]) == (
+        "t.usage.priced",
+        3,
+        41,
+        0,
+        1,
+    )
     assert base64.b64decode(row["value_b64"]) == record.value and row["key_b64"] == base64.b64encode(b"search").decode()
     assert (row["value_size"], row["value_sha256"]) == (16, hashlib.sha256(b'{"event_id":"x"}').hexdigest())
-    assert row["received_at"] == datetime.fromtimestamp(1_790_000_000, tz=UTC), "the record's time: a replay builds the same row"
+    assert row["received_at"] == datetime.fromtimestamp(1_790_000_000, tz=UTC), (
+        "the record's time: a replay builds the same row"
+    )
     assert plan_unwritable("t:3:40-49/h1", [refused]) == insert
 
 
@@ -91,16 +102,31 @@ def _engine(code: int, text: str) -> DatabaseError:
     [
         (_engine(469, "Constraint `occurred_at_in_rollup_range` ... is violated at row 1"), PermanentWriteError, 469),
         (_engine(252, "Too many partitions for single INSERT block (more than 100)."), PermanentWriteError, 252),
-        (_engine(252, "Too many parts (3001 with average size of 1.00 KiB) in table 'usage_events'. "
-                      "Merges are processing significantly slower than inserts"), TransientWriteError, 252),
-        (_engine(241, "Memory limit (for query) exceeded: would use 9.31 GiB, maximum: 9.31 GiB"), PermanentWriteError, 241),
+        (
+            _engine(
+                252,
+                "Too many parts (3001 with average size of 1.00 KiB) in table 'usage_events'. "
+                "Merges are processing significantly slower than inserts",
+            ),
+            TransientWriteError,
+            252,
+        ),
+        (
+            _engine(241, "Memory limit (for query) exceeded: would use 9.31 GiB, maximum: 9.31 GiB"),
+            PermanentWriteError,
+            241,
+        ),
         (_engine(241, "Memory limit (total) exceeded: would use 30.1 GiB, maximum: 30 GiB"), TransientWriteError, 241),
         (_engine(117, "Unknown field found while parsing JSONEachRow format: extra"), PermanentWriteError, 117),
         (_engine(27, "Cannot parse input: expected '\"' before: 'x'"), PermanentWriteError, 27),
         (_engine(407, "Decimal math overflow"), PermanentWriteError, 407),
         (_engine(60, "Table default.usage_hourly does not exist"), TransientWriteError, 60),
         (_engine(159, "Timeout exceeded"), TransientWriteError, 159),
-        (OperationalError("Error HTTPConnectionPool: connection refused executing HTTP request"), TransientWriteError, None),
+        (
+            OperationalError("Error HTTPConnectionPool: connection refused executing HTTP request"),
+            TransientWriteError,
+            None,
+        ),
         (ProgrammingError("The client has been closed"), TransientWriteError, None),
         (OSError(28, "No space left on device"), TransientWriteError, None),
     ],

@@ -59,12 +59,20 @@ def test_an_engine_without_arguments_gets_only_the_path_and_the_replica() -> Non
 
 def test_views_and_alters_run_on_the_cluster() -> None:
     mv = on_cluster(statement("CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv"), "c1")
-    assert mv.splitlines()[0] == "CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv ON CLUSTER 'c1' TO usage_hourly AS"
+    assert (
+        mv.splitlines()[0]
+        == "CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv ON CLUSTER 'c1' TO usage_hourly AS"
+    )
     view = on_cluster(statement("CREATE VIEW IF NOT EXISTS spend_per_team_day"), "c1")
     assert view.splitlines()[0] == "CREATE VIEW IF NOT EXISTS spend_per_team_day ON CLUSTER 'c1' AS"
     alter = on_cluster(statement("ALTER TABLE dlq_events"), "c1")
-    assert alter == statement("ALTER TABLE dlq_events").replace("ALTER TABLE dlq_events", "ALTER TABLE dlq_events ON CLUSTER 'c1'", 1)
-    assert on_cluster(ttl_statement(30), "c1") == "ALTER TABLE usage_events ON CLUSTER 'c1' MODIFY TTL toDateTime(occurred_at) + INTERVAL 30 DAY"
+    assert alter == statement("ALTER TABLE dlq_events").replace(
+        "ALTER TABLE dlq_events", "ALTER TABLE dlq_events ON CLUSTER 'c1'", 1
+    )
+    assert (
+        on_cluster(ttl_statement(30), "c1")
+        == "ALTER TABLE usage_events ON CLUSTER 'c1' MODIFY TTL toDateTime(occurred_at) + INTERVAL 30 DAY"
+    )
     assert on_cluster(ttl_statement(None), "c1") == "ALTER TABLE usage_events ON CLUSTER 'c1' REMOVE TTL"
 
 
@@ -82,7 +90,10 @@ def test_every_shipped_statement_has_a_cluster_form_with_only_replicated_engines
     ("sql", "message"),
     [
         ("CREATE TABLE IF NOT EXISTS t\n(\n    x UInt8\n)\nENGINE = Memory", "only MergeTree-family"),
-        ("CREATE TABLE IF NOT EXISTS t\n(\n    x UInt8\n)\nENGINE = ReplicatedMergeTree ORDER BY x", "already names a replicated"),
+        (
+            "CREATE TABLE IF NOT EXISTS t\n(\n    x UInt8\n)\nENGINE = ReplicatedMergeTree ORDER BY x",
+            "already names a replicated",
+        ),
         ("DROP TABLE usage_events", "cannot run on a cluster"),
         ("CREATE TABLE usage_events (x UInt8) ENGINE = MergeTree ORDER BY x", "cannot run on a cluster"),
     ],
@@ -103,4 +114,7 @@ def test_the_cluster_setting_needs_a_server_and_defaults_to_none() -> None:
     assert Settings().sink.clickhouse_cluster is None
     with pytest.raises(ValidationError, match="needs a ClickHouse server"):
         Settings(sink={"clickhouse_cluster": "meterline"})
-    assert Settings(clickhouse_dsn="http://h:8123/db", sink={"clickhouse_cluster": "meterline"}).sink.clickhouse_cluster == "meterline"
+    assert (
+        Settings(clickhouse_dsn="http://h:8123/db", sink={"clickhouse_cluster": "meterline"}).sink.clickhouse_cluster
+        == "meterline"
+    )

@@ -55,6 +55,8 @@ def test_anything_but_a_reprice_request_is_a_400_naming_the_field() -> None:
 
 
 def test_the_cli_body_reads_back_as_its_scope() -> None:
-    scope = RepriceScope(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 8, tzinfo=UTC), team="search")
+    scope = RepriceScope(
+        since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 8, tzinfo=UTC), team="search"
+    )
     parsed = RepriceRequest.model_validate(request_json(scope, apply=True, budgets=False))
     assert parsed.scope() == scope and parsed.apply and not parsed.budgets

@@ -69,16 +69,34 @@ def test_the_captured_trees_are_all_tested() -> None:
 
 @pytest.mark.parametrize(
     ("name", "allowed"),
-    [("sum", True), ("SUM", True), ("sumIf", True), ("uniqMergeState", True), ("toStartOfMonth", True),
-     ("file", False), ("FILE", False), ("fileIf", False), ("dictGetOrNull", False), ("joinGet", False),
-     ("getSetting", False), ("hostName", False), ("currentUser", False), ("sleepEachRow", False),
-     ("aiGenerate", False), ("fіle", False), ("", False)],
-)  # fmt: skip
+    [
+        ("sum", True),
+        ("SUM", True),
+        ("sumIf", True),
+        ("uniqMergeState", True),
+        ("toStartOfMonth", True),
+        ("file", False),
+        ("FILE", False),
+        ("fileIf", False),
+        ("dictGetOrNull", False),
+        ("joinGet", False),
+        ("getSetting", False),
+        ("hostName", False),
+        ("currentUser", False),
+        ("sleepEachRow", False),
+        ("aiGenerate", False),
+        ("fіle", False),
+        ("", False),
+    ],
+)
 def test_function_allowlist(name: str, allowed: bool) -> None:
     assert function_allowed(name) is allowed
 
 
 def test_a_made_up_node_type_is_refused() -> None:
-    tree = {"type": "SelectWithUnionQuery", "list_of_selects": {"type": "ExpressionList", "children": [{"type": "FancyNewNode"}]}}
+    tree = {
+        "type": "SelectWithUnionQuery",
+        "list_of_selects": {"type": "ExpressionList", "children": [{"type": "FancyNewNode"}]},
+    }
     with pytest.raises(SqlRefusedError, match="FancyNewNode"):
         check_tree(tree, COST_DB)

@@ -14,12 +14,31 @@ from meterline.producers.errors import ProducerError
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 
-def state(budget: str, *, over: bool, hard: bool = True, period: str = "2026-11-28", end: datetime = datetime(2026, 11, 29, tzinfo=UTC)) -> bytes:
-    return BudgetState(
-        team="ml", budget=budget, period=period, period_start=datetime(2026, 11, 28, tzinfo=UTC), period_end=end,
-        spend_usd=D(10), limit_usd=D(5) if over else D(100), percent=D(200) if over else D(10), hard_limit=hard,
-        over_hard_limit=over and hard, updated_at=NOW,
-    ).model_dump_json().encode()
+def state(
+    budget: str,
+    *,
+    over: bool,
+    hard: bool = True,
+    period: str = "2026-11-28",
+    end: datetime = datetime(2026, 11, 29, tzinfo=UTC),
+) -> bytes:
+    return (
+        BudgetState(
+            team="ml",
+            budget=budget,
+            period=period,
+            period_start=datetime(2026, 11, 28, tzinfo=UTC),
+            period_end=end,
+            spend_usd=D(10),
+            limit_usd=D(5) if over else D(100),
+            percent=D(200) if over else D(10),
+            hard_limit=hard,
+            over_hard_limit=over and hard,
+            updated_at=NOW,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 @pytest.mark.parametrize(

@@ -18,9 +18,16 @@ HEADERS = (("content-type", PRICE_CORRECTION_CONTENT_TYPE),)
 
 def correction(n: int, delta: str, *, team: str = "ml", unpriced_delta: int = 0) -> PriceCorrection:
     return PriceCorrection(
-        correction_id=f"c-{n}", run_id="r1", event_id=f"id-{n}", team=team, provider="openai", model="gpt-4o",
-        occurred_at=NOW - timedelta(minutes=1), delta_usd=D(delta), unpriced_delta=unpriced_delta,
-    )  # fmt: skip
+        correction_id=f"c-{n}",
+        run_id="r1",
+        event_id=f"id-{n}",
+        team=team,
+        provider="openai",
+        model="gpt-4o",
+        occurred_at=NOW - timedelta(minutes=1),
+        delta_usd=D(delta),
+        unpriced_delta=unpriced_delta,
+    )
 
 
 def correction_record(offset: int, *items: PriceCorrection, key: bytes = b"ml") -> Record:
@@ -51,7 +58,7 @@ def test_a_correction_moves_the_budget_by_its_delta_and_alerts_once() -> None:
     assert states(out)[-1].spend_usd == spent + D("0.006")
     assert len(out.on("alerts")) == alerts_before + 1
     assert proc.metrics.counts["corrections"] == 1 and proc.metrics.counts["duplicates"] == 1
-    assert ("dedup" in {t for t, *_ in out.tables}), "correction ids are marked seen with the batch"
+    assert "dedup" in {t for t, *_ in out.tables}, "correction ids are marked seen with the batch"
 
 
 def test_a_bad_correction_is_dead_lettered_and_the_others_apply() -> None:

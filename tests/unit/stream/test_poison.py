@@ -49,15 +49,24 @@ def make_processor(tmp_path: Path, *, max_event_bytes: int = 65_536) -> StreamPr
 
 
 def line(**fields: object) -> bytes:
-    base: dict[str, object] = {"team": "ml", "provider": "openai", "model": "gpt-4o", "input_tokens": 1000,
-                               "output_tokens": 100, "occurred_at": (NOW - timedelta(minutes=5)).isoformat()}
+    base: dict[str, object] = {
+        "team": "ml",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "occurred_at": (NOW - timedelta(minutes=5)).isoformat(),
+    }
     base.update(fields)
     return orjson.dumps(base)
 
 
 def run(proc: StreamProcessor, values: list[bytes], *, timestamp: float | None = None) -> Recorded:
     out = Recorded()
-    records = [Record("p.usage", 0, i, NOW.timestamp() if timestamp is None else timestamp, b"ml", v) for i, v in enumerate(values)]
+    records = [
+        Record("p.usage", 0, i, NOW.timestamp() if timestamp is None else timestamp, b"ml", v)
+        for i, v in enumerate(values)
+    ]
     asyncio.run(proc.process(records, out))
     return out
 
@@ -80,8 +89,14 @@ def test_an_event_pricing_raises_on_is_dead_lettered_and_the_rest_of_the_batch_f
 
 @pytest.mark.parametrize(
     "occurred_at",
-    ["9999-12-31T23:59:59-23:59", "9999-12-31T00:00:00Z", "0001-01-01T00:00:00+23:59", "1999-12-31T23:59:59.999999Z",
-     "2100-01-01T00:00:00Z", "1970-01-01T00:00:00Z"],
+    [
+        "9999-12-31T23:59:59-23:59",
+        "9999-12-31T00:00:00Z",
+        "0001-01-01T00:00:00+23:59",
+        "1999-12-31T23:59:59.999999Z",
+        "2100-01-01T00:00:00Z",
+        "1970-01-01T00:00:00Z",
+    ],
 )
 def test_occurred_at_outside_the_accepted_range_is_a_schema_dead_letter(tmp_path: Path, occurred_at: str) -> None:
     proc = make_processor(tmp_path)
@@ -91,7 +106,9 @@ def test_occurred_at_outside_the_accepted_range_is_a_schema_dead_letter(tmp_path
     assert letter.error_kind == "schema" and "outside the accepted range" in letter.reason
 
 
-@pytest.mark.parametrize("occurred_at", ["2000-01-01T00:00:00Z", "2099-12-31T23:59:59.999999Z", "2000-01-01T23:00:00+23:00"])
+@pytest.mark.parametrize(
+    "occurred_at", ["2000-01-01T00:00:00Z", "2099-12-31T23:59:59.999999Z", "2000-01-01T23:00:00+23:00"]
+)
 def test_the_range_edges_are_accepted(occurred_at: str) -> None:
     assert isinstance(check_event(line(occurred_at=occurred_at), 65_536), UsageEvent)
 
@@ -99,11 +116,26 @@ def test_the_range_edges_are_accepted(occurred_at: str) -> None:
 @pytest.mark.parametrize(
     "raw, key",
     [
-        (b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","input_tokens":-5,"input_tokens":10}', "input_tokens"),
-        (b'{"team":"ml","team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z"}', "team"),
-        (b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","te\\u0061m":"ml"}', "team"),
-        (b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","tags":{"a":"1","a":"2"}}', "a"),
-        (b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","tags":{"\\u00e9":"1","\xc3\xa9":"2"}}', "\u00e9"),
+        (
+            b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","input_tokens":-5,"input_tokens":10}',
+            "input_tokens",
+        ),
+        (
+            b'{"team":"ml","team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z"}',
+            "team",
+        ),
+        (
+            b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","te\\u0061m":"ml"}',
+            "team",
+        ),
+        (
+            b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","tags":{"a":"1","a":"2"}}',
+            "a",
+        ),
+        (
+            b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","tags":{"\\u00e9":"1","\xc3\xa9":"2"}}',
+            "\u00e9",
+        ),
     ],
 )
 def test_a_key_named_twice_is_refused(raw: bytes, key: str) -> None:
@@ -179,7 +211,9 @@ def events(draw: st.DrawFn) -> dict[str, object]:
         "team": "ml",
         "occurred_at": draw(moments).isoformat(),
         "provider": draw(st.one_of(st.sampled_from(["openai", "anthropic", "google-gla", "openai"]), text)),
-        "model": draw(st.one_of(st.sampled_from(["gpt-4o", "claude-sonnet-4-5", "absurd-model", "gemini-2.5-pro"]), text)),
+        "model": draw(
+            st.one_of(st.sampled_from(["gpt-4o", "claude-sonnet-4-5", "absurd-model", "gemini-2.5-pro"]), text)
+        ),
         "input_tokens": input_tokens,
         "cache_read_tokens": cache_read,
         "cache_write_tokens": draw(st.integers(min_value=0, max_value=input_tokens - cache_read)),
@@ -193,9 +227,13 @@ def events(draw: st.DrawFn) -> dict[str, object]:
     }
 
 
-@hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@hsettings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(batch=st.lists(events(), min_size=1, max_size=8))
-def test_schema_valid_extremes_are_priced_or_dead_lettered_never_raised(tmp_path: Path, batch: list[dict[str, object]]) -> None:
+def test_schema_valid_extremes_are_priced_or_dead_lettered_never_raised(
+    tmp_path: Path, batch: list[dict[str, object]]
+) -> None:
     proc = make_processor(tmp_path)
     values = [orjson.dumps({k: v for k, v in e.items() if v is not None}) for e in batch]
     out = run(proc, values)

@@ -47,14 +47,23 @@ def processor() -> StreamProcessor:
     return StreamProcessor(settings, PriceCatalog.load(settings.pricing), now=lambda: NOW)
 
 
-def record(offset: int, event: UsageEvent | bytes, *, partition: int = 0, key: bytes = b"ml", arrived: datetime = NOW) -> Record:
+def record(
+    offset: int, event: UsageEvent | bytes, *, partition: int = 0, key: bytes = b"ml", arrived: datetime = NOW
+) -> Record:
     value = event if isinstance(event, bytes) else event.to_json_bytes()
     return Record("p.usage", partition, offset, arrived.timestamp(), key, value)
 
 
 def usage(n: int, **kw: object) -> UsageEvent:
-    fields: dict[str, object] = {"team": "ml", "provider": "openai", "model": "gpt-4o", "input_tokens": 1000, "output_tokens": 100,
-                                 "occurred_at": NOW - timedelta(minutes=1), "event_id": f"id-{n}"}
+    fields: dict[str, object] = {
+        "team": "ml",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "input_tokens": 1000,
+        "output_tokens": 100,
+        "occurred_at": NOW - timedelta(minutes=1),
+        "event_id": f"id-{n}",
+    }
     fields.update(kw)
     return UsageEvent(**fields)
 

@@ -12,7 +12,9 @@ from meterline.events import UsageEvent
 from meterline.messages import DeadLetter
 from meterline.stream.validate import dead_letter, event_lines, in_message, validate_message
 
-GOOD = UsageEvent(team="ml", provider="openai", model="gpt-4o", input_tokens=10, occurred_at=datetime(2026, 11, 28, tzinfo=UTC))
+GOOD = UsageEvent(
+    team="ml", provider="openai", model="gpt-4o", input_tokens=10, occurred_at=datetime(2026, 11, 28, tzinfo=UTC)
+)
 
 
 @pytest.mark.parametrize(
@@ -42,12 +44,22 @@ def test_valid_event_passes() -> None:
 def test_dead_letter_keeps_original_bytes() -> None:
     value = b"\x00\x01not json"
     letter = dead_letter(
-        Rejection("not_json", "not JSON"), topic="p.usage", partition=2, offset=41, key=b"ml", value=value,
+        Rejection("not_json", "not JSON"),
+        topic="p.usage",
+        partition=2,
+        offset=41,
+        key=b"ml",
+        value=value,
         received_at=datetime(2026, 11, 28, tzinfo=UTC),
     )
     again = DeadLetter.model_validate_json(letter.model_dump_json())
     assert base64.b64decode(again.value_b64) == value
-    assert (again.topic, again.partition, again.offset, again.key_b64) == ("p.usage", 2, 41, base64.b64encode(b"ml").decode())
+    assert (again.topic, again.partition, again.offset, again.key_b64) == (
+        "p.usage",
+        2,
+        41,
+        base64.b64encode(b"ml").decode(),
+    )
 
 
 def test_a_message_of_one_event_is_one_line() -> None:

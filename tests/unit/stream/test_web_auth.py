@@ -11,9 +11,19 @@ from meterline.stream.web_auth import check_web_binding, is_loopback, is_protect
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1", True), ("127.3.4.5", True), ("localhost", True), ("::1", True), ("[::1]", True),
-     ("0.0.0.0", False), ("::", False), ("10.0.0.5", False), ("worker.example", False), ("", False)],
-)  # fmt: skip
+    [
+        ("127.0.0.1", True),
+        ("127.3.4.5", True),
+        ("localhost", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("10.0.0.5", False),
+        ("worker.example", False),
+        ("", False),
+    ],
+)
 def test_is_loopback(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
 
@@ -33,7 +43,14 @@ def test_the_token_is_never_shown() -> None:
 
 @pytest.mark.parametrize(
     ("header", "ok"),
-    [("Bearer t0ken", True), ("Bearer t0ke", False), ("bearer t0ken", False), ("t0ken", False), (None, False), ("Bearer t0ken ", False)],
+    [
+        ("Bearer t0ken", True),
+        ("Bearer t0ke", False),
+        ("bearer t0ken", False),
+        ("t0ken", False),
+        (None, False),
+        ("Bearer t0ken ", False),
+    ],
 )
 def test_token_matches(header: str | None, ok: bool) -> None:
     assert token_matches(header, "t0ken") is ok
@@ -41,8 +58,19 @@ def test_token_matches(header: str | None, ok: bool) -> None:
 
 @pytest.mark.parametrize(
     ("path", "protected"),
-    [("/sql", True), ("/sql/", True), ("/metrics", True), ("/api/dashboard/totals", True), ("/api/", True), ("/table/", True), ("/router/", True),
-     ("/", False), ("/dashboard/dashboard.js", False), ("/healthz", False), ("/apis", False)],
-)  # fmt: skip
+    [
+        ("/sql", True),
+        ("/sql/", True),
+        ("/metrics", True),
+        ("/api/dashboard/totals", True),
+        ("/api/", True),
+        ("/table/", True),
+        ("/router/", True),
+        ("/", False),
+        ("/dashboard/dashboard.js", False),
+        ("/healthz", False),
+        ("/apis", False),
+    ],
+)
 def test_data_paths_want_the_token_and_the_page_does_not(path: str, protected: bool) -> None:
     assert is_protected(path) is protected
