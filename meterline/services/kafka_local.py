@@ -390,7 +390,7 @@ class LocalKafka:
         detail = "not running"
         if port_is_open(self.port):
             try:
-                version = broker_version(self.bootstrap)
+                version = node_version(self.bootstrap, self.node_id)
                 answers = True
                 detail = "answers"
             except Exception as exc:  # noqa: BLE001 - reported, not raised
@@ -511,6 +511,20 @@ def _create_and_list_topic(bootstrap: str) -> None:
             pass
         if "meterline.ready-check" not in admin.list_topics():
             raise ServiceError("created topic not listed yet")
+    finally:
+        admin.close()
+
+
+def node_version(bootstrap: str, node_id: int, timeout_ms: int = 5000) -> str:
+    """The Kafka version node `node_id` at `bootstrap` infers from its own API versions, asked of
+    that node alone: a cluster-wide request may go to any broker the metadata lists, a killed
+    one included (`services status` then saw live nodes as not answering)."""
+    from kafka.admin import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="meterline-status")
+    try:
+        inferred = str(admin.get_broker_version_data(node_id))
+        return inferred.removeprefix("<BrokerVersionData ").removesuffix(">") + "+"
     finally:
         admin.close()
 
