@@ -25,7 +25,9 @@ ZOOKEEPER_PATH = "/clickhouse/tables/{shard}/{database}/{table}"
 REPLICA_NAME = "{replica}"
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _DDL_HEAD = re.compile(
-    r"^(CREATE\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+\w+|ALTER\s+TABLE\s+\w+)(?=\s)", re.IGNORECASE
+    r"^(CREATE\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+\w+|ALTER\s+TABLE\s+\w+"
+    r"|DROP\s+VIEW\s+IF\s+EXISTS\s+\w+)(?=\s|$)",
+    re.IGNORECASE,
 )
 _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*)MergeTree\b(?:\(([^()]*)\))?")
 _DEDUP_WINDOW = re.compile(r"\bnon_replicated_deduplication_window\b")
@@ -46,7 +48,9 @@ def on_cluster(statement: str, cluster: str) -> str:
     check_cluster_name(cluster)
     head = _DDL_HEAD.match(statement)
     if head is None:
-        raise MigrationError(f"cannot run on a cluster (not CREATE … IF NOT EXISTS or ALTER TABLE): {statement[:80]!r}")
+        raise MigrationError(
+            f"cannot run on a cluster (not CREATE … IF NOT EXISTS, ALTER TABLE or DROP VIEW IF EXISTS): {statement[:80]!r}"
+        )
     text = f"{head.group(1)} ON CLUSTER '{cluster}'{statement[head.end() :]}"
     if re.match(r"CREATE\s+TABLE", text, re.IGNORECASE):
         if _ENGINE.search(text) is None:

@@ -25,7 +25,13 @@ ALTER TABLE usage_events
 -- to go down by one in a correction row (the sum per key never goes below zero).
 ALTER TABLE usage_hourly MODIFY COLUMN IF EXISTS unpriced_requests Int64;
 
-ALTER TABLE usage_hourly_mv MODIFY QUERY
+-- The view is dropped and created again, not altered with MODIFY QUERY: after MODIFY QUERY the
+-- view's blocks were no longer de-duplicated once the engine was reopened (a batch replayed by
+-- a restarted sink counted twice in usage_hourly; measured on chDB 26.9). Migrations run
+-- before the sink writes, so no insert falls between the two statements.
+DROP VIEW IF EXISTS usage_hourly_mv;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS usage_hourly_mv TO usage_hourly AS
 SELECT
     toStartOfHour(occurred_at) AS hour,
     team,
