@@ -234,14 +234,21 @@ class BudgetBook:
         """Move current periods by re-priced events' deltas: each item is a Charge whose
         `cost_usd` is the delta, and the change of the unpriced count (-1, 0 or 1).
 
-        A threshold the new spend crosses fires once, as if an event had crossed it. A
-        correction for a period that is no longer current, or for a rolling budget, changes
-        nothing here: that period is over (or its window moves on), and the ClickHouse tables
-        were corrected by the run itself."""
+        A threshold the new spend crosses fires once, as if an event had crossed it. A rolling
+        budget moves when the event's minute is still in its window (the minute cells it
+        sums), and a correction that takes the window back below a threshold re-arms it, as
+        an expiring minute does. A correction for a calendar period that is no longer current,
+        or for a minute that left the window, changes nothing here: that spend is over, and the
+        ClickHouse tables were corrected by the run itself."""
         groups: dict[str, tuple[BudgetConfig, Period, list[tuple[Charge, int]]]] = {}
+        rolling: dict[str, tuple[BudgetConfig, list[tuple[Charge, int]]]] = {}
         for charge, unpriced_delta in corrections:
             for budget in self.by_team.get(charge.team, ()):
-                if budget.period == "rolling" or not _matches(budget, charge):
+                if not _matches(budget, charge):
+                    continue
+                if budget.period == "rolling":
+                    if minute_of(charge.occurred_at) in self.rolling.get(budget.key, {}):
+                        rolling.setdefault(budget.key, (budget, []))[1].append((charge, unpriced_delta))
                     continue
                 period = self.current.get(budget.key)
                 if period is None or not period.start <= charge.occurred_at < period.end:
@@ -261,7 +268,23 @@ class BudgetBook:
             self._judge_calendar(
                 budget, period, cell, [charge for charge, _ in items], before_unpriced, fired_at, changes
             )
+        for budget, items in rolling.values():
+            self._correct_rolling(budget, items, fired_at, changes)
         return changes
+
+    def _correct_rolling(
+        self, budget: BudgetConfig, items: list[tuple[Charge, int]], fired_at: datetime, changes: BookChanges
+    ) -> None:
+        """Move the minute cells of a rolling window by re-priced deltas, then judge the window."""
+        assert budget.window is not None
+        minutes = self.rolling[budget.key]
+        for charge, unpriced_delta in items:
+            cell = minutes[minute_of(charge.occurred_at)]
+            cell.correct(charge.cost_usd, unpriced_delta=unpriced_delta, provider=charge.provider, model=charge.model)
+            changes.cells[cell.key] = cell
+        latest = max(minutes)
+        first, last = rolling_bounds(latest, budget.window)
+        self._judge_rolling(budget, [charge for charge, _ in items], first, last, latest, fired_at, changes)
 
     def _apply_rolling(
         self, budget: BudgetConfig, batch: list[Charge], fired_at: datetime, changes: BookChanges
@@ -289,6 +312,22 @@ class BudgetBook:
             gone = minutes.pop(minute)
             self.cells.pop(gone.key, None)
             changes.cells[gone.key] = None
+        self._judge_rolling(budget, inside, first, last, latest, fired_at, changes)
+
+    def _judge_rolling(
+        self,
+        budget: BudgetConfig,
+        inside: list[Charge],
+        first: int,
+        last: int,
+        latest: int,
+        fired_at: datetime,
+        changes: BookChanges,
+    ) -> None:
+        """The window's spend after `inside` (new events, or corrections carrying their delta)
+        moved its minute cells: re-arm what fell back below, fire what it crosses, its state."""
+        assert budget.window is not None
+        minutes = self.rolling[budget.key]
         window = SpendCell(budget.key, rolling_key(budget.window))
         for cell in minutes.values():
             window.spend += cell.spend

@@ -1,8 +1,10 @@
 """Which re-priced events the budgets must hear about, and the correction each one sends (pure).
 
-The stream moves only current calendar periods (BudgetBook.apply_corrections), so a run sends a
-correction only for an event of a team with a calendar budget, on or after the start of that
-budget's current period, that was not late (a late event never moved a budget).
+The stream moves current calendar periods and rolling windows that still hold the event's minute
+(BudgetBook.apply_corrections), so a run sends a correction only for an event of a team with a
+budget, on or after the earliest moment one of its budgets still counts (the start of a calendar
+budget's current period; for a rolling window, two windows back), that was not late (a late
+event never moved a budget).
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ from meterline.settings import BudgetConfig
 
 
 def budget_horizons(budgets: Sequence[BudgetConfig], now: datetime) -> dict[str, datetime]:
-    """Per team, the earliest start of a current calendar period among its budgets."""
+    """Per team, the earliest moment any of its budgets still counts spend from.
+
+    A rolling window ends at the stream's newest event, which may be behind `now`: two windows
+    back covers a stream up to one window behind, and the stream itself ignores a correction
+    for a minute its window no longer holds."""
     horizons: dict[str, datetime] = {}
     for budget in budgets:
         if budget.period == "rolling":
-            continue
-        start = calendar_period(now, budget.period, budget.timezone).start
+            assert budget.window is not None
+            start = now - 2 * budget.window
+        else:
+            start = calendar_period(now, budget.period, budget.timezone).start
         if budget.team not in horizons or start < horizons[budget.team]:
             horizons[budget.team] = start
     return horizons

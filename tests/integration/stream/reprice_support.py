@@ -1,7 +1,8 @@
-"""What the stream's re-price tests share: a month budget of 10 USD and the calls they price.
+"""What the stream's re-price tests share: a month budget and a rolling hour of 10 USD each, and
+the calls they price (all inside the hour).
 
 At the old acme price (tests/support/prices.py) the 11 calls cost 3.40 USD (34 %); at today's,
-9.26 USD (92.6 %): the correction crosses 50 % and 80 %, not 100 %.
+9.26 USD (92.6 %): the correction crosses 50 % and 80 %, not 100 %, in both budgets.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ team = "search"
 name = "monthly"
 limit_usd = "10"
 period = "month"
+thresholds = [50, 80, 100]
+
+[[budgets]]
+team = "search"
+name = "hourly"
+limit_usd = "10"
+period = "rolling"
+window = "1h"
 thresholds = [50, 80, 100]
 """
 

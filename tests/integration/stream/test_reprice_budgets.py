@@ -1,7 +1,7 @@
 """Re-priced history moves the budgets through the stream: a real broker, the stream worker
 pricing with the old catalog, the events stored in a real chDB the way the sink stores them,
 then `run_reprice` with today's catalog and budget corrections. The current month's budget
-moves by the exact delta, the event that got its first price leaves the unpriced count, each
+and the rolling hour move by the exact delta, the event that got its first price leaves the unpriced count, each
 threshold the correction crosses alerts once, and corrections sent again change nothing."""
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from tests.support.prices import ACME_PRICES_BEFORE, ACME_PRICES_NOW
 pytestmark = pytest.mark.integration
 
 
-def latest_state(reader: Reader) -> BudgetState | None:
+def latest_state(reader: Reader, budget: str = "monthly") -> BudgetState | None:
     states = [BudgetState.model_validate_json(r.value) for r in reader.records]
+    states = [state for state in states if state.budget == budget]
     return states[-1] if states else None
 
 
@@ -88,9 +89,13 @@ def test_a_reprice_moves_the_current_budget_by_the_delta_and_alerts_once(
         states.poll_until(lambda rs: (latest_state(states) or before).spend_usd == Decimal("9.26"))
         after = latest_state(states)
         assert after is not None and after.spend_usd == Decimal("9.26") and after.unpriced_events == 0
+        states.poll_until(lambda rs: (latest_state(states, "hourly") or before).spend_usd == Decimal("9.26"))
+        window = latest_state(states, "hourly")
+        assert window is not None and window.period == "rolling:1h", "the rolling hour moves by the same delta"
+        assert window.spend_usd == Decimal("9.26") and window.unpriced_events == 0
 
         alerts_reader = Reader(kafka_bootstrap, f"{topic_prefix}alerts")
-        alerts_reader.poll_until(lambda rs: len([r for r in rs if b'"threshold"' in r.value]) >= 2)
+        alerts_reader.poll_until(lambda rs: len([r for r in rs if b'"threshold"' in r.value]) >= 4)
         # Sent again: the same run repeated, and the same messages re-sent. Counted once.
         again = run_reprice(client, catalog, scope, run_id="r2", catalog_fingerprint="f", apply=True, budgets=budgets)
         assert again.corrections_sent == 0 and again.tally.total().changed == 0
@@ -104,10 +109,16 @@ def test_a_reprice_moves_the_current_budget_by_the_delta_and_alerts_once(
         assert worker.metric("meterline_stream_duplicates_total") >= duplicates_before + 11
         states.settle(quiet=2)
         assert latest_state(states).spend_usd == Decimal("9.26")  # type: ignore[union-attr]
+        assert latest_state(states, "hourly").spend_usd == Decimal("9.26")  # type: ignore[union-attr]
 
         alerts = [AlertEvent.model_validate_json(r.value) for r in alerts_reader.settle(quiet=2)]
-        thresholds = sorted(a.threshold_percent for a in alerts if a.kind == "threshold")  # type: ignore[type-var]
-        assert thresholds == [Decimal(50), Decimal(80)], "each crossed threshold alerts once; 100 % is not reached"
+        crossed = sorted((a.budget, a.threshold_percent or Decimal(0)) for a in alerts if a.kind == "threshold")
+        assert crossed == [
+            ("hourly", Decimal(50)),
+            ("hourly", Decimal(80)),
+            ("monthly", Decimal(50)),
+            ("monthly", Decimal(80)),
+        ], "each crossed threshold alerts once in each budget; 100 % is not reached"
         assert worker.metric("meterline_stream_corrections_total") == 11
     finally:
         publisher.close()

@@ -42,8 +42,11 @@ def new(**kw: Any) -> dict[str, Any]:
     return {"priced": True, "price_id": "p-new", "cost_usd": D("2.25"), **kw}
 
 
-def test_the_horizon_is_the_earliest_current_calendar_period_of_a_team() -> None:
-    assert budget_horizons(BUDGETS, NOW) == {"search": datetime(2026, 11, 1, tzinfo=UTC)}
+def test_the_horizon_is_the_earliest_moment_a_budget_of_the_team_still_counts() -> None:
+    assert budget_horizons(BUDGETS, NOW) == {
+        "search": datetime(2026, 11, 1, tzinfo=UTC),
+        "growth": datetime(2026, 11, 16, 12, tzinfo=UTC),
+    }, "the month's start; a rolling 24 h window: two windows back"
 
 
 def test_a_correction_carries_the_delta_and_the_unpriced_change() -> None:
@@ -56,14 +59,19 @@ def test_a_correction_carries_the_delta_and_the_unpriced_change() -> None:
     assert first_price is not None and first_price.unpriced_delta == -1
 
 
-def test_no_correction_outside_current_periods_for_late_events_or_without_a_change() -> None:
+def test_no_correction_outside_the_horizons_for_late_events_without_a_budget_or_without_a_change() -> None:
     horizons = budget_horizons(BUDGETS, NOW)
     assert (
         correction_for(stored(occurred_at=datetime(2026, 10, 31, tzinfo=UTC)), new(), run_id="r", horizons=horizons)
         is None
     )
     assert correction_for(stored(late=True), new(), run_id="r", horizons=horizons) is None
-    assert correction_for(stored(team="growth"), new(), run_id="r", horizons=horizons) is None, "rolling only"
+    assert correction_for(stored(team="growth"), new(), run_id="r", horizons=horizons) is None, "two windows back"
+    recent = correction_for(
+        stored(team="growth", occurred_at=datetime(2026, 11, 17, tzinfo=UTC)), new(), run_id="r", horizons=horizons
+    )
+    assert recent is not None and recent.team == "growth", "inside the rolling window's horizon"
+    assert correction_for(stored(team="ops"), new(), run_id="r", horizons=horizons) is None, "no budget"
     assert correction_for(stored(), new(cost_usd=D("1.50")), run_id="r", horizons=horizons) is None
 
 
