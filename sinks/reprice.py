@@ -39,6 +39,7 @@ from meterline.pricing.reprice import (
     price_stored_row,
     reprice_event,
 )
+from meterline.sinks.replay_repair import ROLLUP_LOCK
 from meterline.sinks.rows import UNPRICED_EVENT_COLUMNS, USAGE_EVENTS, money
 from meterline.sinks.writer import INSERT_SETTINGS
 
@@ -296,9 +297,10 @@ def _insert_repriced(client: Client, run_id: str, rows: list[dict[str, Any]]) ->
         for name in MONEY_FIELDS:
             row[name] = money(row[name])
     settings = {**INSERT_SETTINGS, "insert_deduplication_token": page_token(run_id, rows)}
-    client.insert(
-        USAGE_EVENTS, [[row[name] for name in columns] for row in rows], column_names=columns, settings=settings
-    )
+    with ROLLUP_LOCK:  # moves usage_events and usage_hourly: not while a replayed range is compared
+        client.insert(
+            USAGE_EVENTS, [[row[name] for name in columns] for row in rows], column_names=columns, settings=settings
+        )
 
 
 def sync_unpriced_events(client: Client, scope: RepriceScope) -> None:

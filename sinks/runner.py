@@ -5,6 +5,9 @@ The flush order is the contract (numbered in `_write` and `_commit`):
 2. write every table's rows, each insert with a token derived from its range and its place in
    the plan (chunk, partition piece, half of a refused insert, the dead letters of its rows
    ClickHouse can never write);
+   2b. a range read back from sink_batches (a replay) is then checked for rows its first write
+   recorded in ClickHouse's deduplication log and never stored, which are written again
+   (sinks.replay_repair; embedded engine);
 3. commit the Kafka offsets;
 4. forget the committed ranges.
 A process that dies between any two steps, or between two inserts of step 2, is replayed from
@@ -34,6 +37,7 @@ from meterline.backoff import Backoff
 from meterline.kafka_options import kafka_python_group_options
 from meterline.settings import Settings
 from meterline.sinks.buffer import BatchBuffer, TopicPartition
+from meterline.sinks.client import client_is_embedded
 from meterline.sinks.errors import SinkError, SinkWriteError, TransientWriteError
 from meterline.sinks.insert_plan import (
     JsonInsert,
@@ -45,6 +49,7 @@ from meterline.sinks.insert_plan import (
     plan_writes,
 )
 from meterline.sinks.migrations import apply_migrations
+from meterline.sinks.replay_repair import repair_replayed
 from meterline.sinks.stall import StallWatch
 from meterline.sinks.writer import InsertPipeline, recorded_ranges, write_batch
 
@@ -97,6 +102,8 @@ STAT_NAMES = (
     "unpriced_rows",
     "budget_rows",
     "dlq_rows",
+    "replay_checks",
+    "repaired_rows",
 )
 
 
@@ -134,6 +141,10 @@ class SinkRunner:
         self._consumer: KafkaConsumer | None = None
         self._recorded: set[OffsetRange] = set()
         """Ranges already in sink_batches and not committed yet (step 1 is skipped for them)."""
+        self._replays: set[OffsetRange] = set()
+        """Recorded ranges read back from sink_batches: once written again, they are checked for
+        rows a killed writer's dedup log names but its parts lack (sinks.replay_repair)."""
+        self._check_replays = False
         self._failing = False
         self._fatal: BaseException | None = None
         self.last_error: str | None = None
@@ -170,6 +181,8 @@ class SinkRunner:
             self._client = self._retry("open ClickHouse and migrate", self._open_client)
             if self._client is None:
                 return
+            # Only where this process is the database's one writer (sinks.replay_repair).
+            self._check_replays = client_is_embedded(self._client)
             self._consumer = self._open_consumer()
             self._loop()
         except BaseException as exc:  # keep it for healthy() and the log
@@ -280,6 +293,7 @@ class SinkRunner:
                     counts["rows_written"] = counts.get("rows_written", 0) + rows
                     stat = _TABLE_STAT[insert.table]
                     counts[stat] = counts.get(stat, 0) + rows
+        self._repair_replays(client, batches, counts)
         counts["batches_written"] = len(batches)
         counts["json_fallbacks"] = pipeline.json_fallbacks
         counts["refused_inserts"] = pipeline.refused_inserts
@@ -289,6 +303,20 @@ class SinkRunner:
             self.stats[name] += value
         self._notify("written", batches)
         return True
+
+    def _repair_replays(self, client: Client, batches: list[RangeBatch], counts: dict[str, int]) -> None:
+        """2b. Replayed ranges: write what their first write recorded as written and did not store."""
+        replayed = [b for b in batches if b.range in self._replays]
+        if not replayed:
+            return
+        if self._check_replays:
+            for kind in sorted({self.topics[b.range.topic] for b in replayed}):
+                report = repair_replayed(client, kind, [b for b in replayed if self.topics[b.range.topic] == kind])
+                counts["repaired_rows"] = (
+                    counts.get("repaired_rows", 0) + sum(report.rows.values()) + report.rollup_rows
+                )
+            counts["replay_checks"] = len(replayed)
+        self._replays.difference_update(b.range for b in replayed)
 
     def _commit(self, batches: list[RangeBatch]) -> None:
         from kafka.structs import OffsetAndMetadata
@@ -428,6 +456,7 @@ class SinkRunner:
                 return
             self._buffer.set_recorded((topic, partition), ranges)
             self._recorded.update(ranges)
+            self._replays.update(ranges)
 
     def _positions(self) -> dict[TopicPartition, int]:
         consumer = self._consumer

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from meterline.messages import PricedEvent
 from meterline.settings import Settings, SinkSettings
+
+HERE = Path(__file__).resolve().parent
 
 
 def sink_settings(bootstrap: str, prefix: str, dsn: str, **sink: Any) -> Settings:
@@ -94,3 +101,26 @@ def expected_totals(events: list[PricedEvent]) -> dict[str, Any]:
         "hourly_input_tokens": sum(e.input_tokens for e in events),
         "unpriced": sum(1 for e in events if not e.priced),
     }
+
+
+def crash_after_writing(bootstrap: str, prefix: str, dsn: str, batch_rows: int) -> list[tuple[int, int]]:
+    """Run crashing_sink.py until it has written its first flush (offsets from 0, in batches of
+    `batch_rows`), SIGKILL it before it commits, and return the (first, last) ranges it wrote."""
+    crashing = subprocess.Popen(
+        [sys.executable, str(HERE / "crashing_sink.py"), bootstrap, prefix, dsn, str(batch_rows)],
+        cwd=HERE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE)},
+    )
+    try:
+        assert crashing.stdout is not None
+        line = crashing.stdout.readline()
+        assert line.startswith("WRITTEN "), f"the crashing sink said {line!r} (exit {crashing.poll()})"
+    finally:
+        crashing.send_signal(signal.SIGKILL)
+        crashing.wait(30)
+    assert crashing.returncode == -signal.SIGKILL
+    written = [tuple(int(n) for n in part.split(":")[1].split("-")) for part in line.split()[1].split(",")]
+    assert written[0] == (0, batch_rows - 1) and all(last - first == batch_rows - 1 for first, last in written)
+    return [(first, last) for first, last in written]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +12,7 @@ from tests.support.samples import sample_priced_events
 
 from .support import (
     committed_to_the_end,
+    crash_after_writing,
     create_topics,
     expected_totals,
     produce_priced,
@@ -38,23 +35,7 @@ def test_a_sink_killed_between_write_and_commit_leaves_no_duplicate(
     produce_priced(kafka_bootstrap, settings.topic("usage.priced"), events)
 
     # A sink cutting batches of 120 writes offsets 0-119 (and maybe 120-239), then dies before committing them.
-    crashing = subprocess.Popen(
-        [sys.executable, str(HERE / "crashing_sink.py"), kafka_bootstrap, topic_prefix, chdb_dsn, "120"],
-        cwd=HERE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE)},
-    )
-    try:
-        assert crashing.stdout is not None
-        line = crashing.stdout.readline()
-        assert line.startswith("WRITTEN "), f"the crashing sink said {line!r} (exit {crashing.poll()})"
-    finally:
-        crashing.send_signal(signal.SIGKILL)
-        crashing.wait(30)
-    assert crashing.returncode == -signal.SIGKILL
-    written = [tuple(int(n) for n in part.split(":")[1].split("-")) for part in line.split()[1].split(",")]
-    assert written[0] == (0, 119) and all(last - first == 119 for first, last in written)
+    written = crash_after_writing(kafka_bootstrap, topic_prefix, chdb_dsn, 120)
     crashed_rows = 120 * len(written)
     client = open_client(chdb_dsn)
     try:
