@@ -18,7 +18,13 @@ Three figures, all on this one machine (producer, broker and worker share its co
    2 (sized so all cross once 2,000 events/s x duration are sent); per threshold alert, the
    Slack double's receipt of chat.postMessage (metadata names the alert) minus the emit time
    of the event that crossed (AlertEvent.triggered_by_event_id).
-Goals: >= 50,000 events/s; p99 emit->queryable <= 1 s; p99 crossing->Slack <= 5 s.
+4. step 3, stepped offered rates (bench/stepped.py): each rate of --steps for --step-seconds,
+   packed messages sent straight to Kafka; the highest rate kept up with (p99 emit -> queryable
+   <= 1 s, lag at the step's end at most one second of its rate).
+5. with --with-peer, bench/peer.py (the plain pipeline without guarantees) on step 1's records,
+   the worker stopped first, and meterline / peer as a ratio.
+Goals: >= 50,000 events/s sustained and kept up with; p99 emit->queryable <= 1 s; p99
+crossing->Slack <= 5 s; meterline ahead of the plain pipeline.
 """
 
 from __future__ import annotations
@@ -37,17 +43,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from e2e_support import CpuWindow, SlackDouble, Worker, machine, percentile, sidecar_pid
+from e2e_support import CpuWindow, SlackDouble, Worker, machine, percentile, sidecar_pid, start_broker
 from kafka import KafkaConsumer
+from peer import run_peer
 from rich.console import Console
 from rich.table import Table
+from stepped import PackedTraffic, run_steps
 
 from meterline.events import UsageEvent
 from meterline.producers import UsageProducer
 from meterline.producers.kafka_config import ProducerTuning
 from meterline.producers.traffic import generate_events
-from meterline.services.kafka_local import LocalKafka, find_free_port
-from meterline.settings import Settings, default_data_dir
+from meterline.settings import Settings
 
 GOAL_EVENTS_PER_S = 50_000
 GOAL_QUERYABLE_P99_MS = 1_000
@@ -101,6 +108,20 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--force-rate", action="store_true", help="offer --rate even when step 1 sustained less")
     parser.add_argument(
+        "--steps",
+        default="10000,20000,30000,40000,50000,60000",
+        help="offered rates of step 3, events/s, comma-separated (default 10k..60k); '' skips step 3",
+    )
+    parser.add_argument("--step-seconds", type=float, default=60.0, help="seconds each rate is offered (default 60)")
+    parser.add_argument(
+        "--all-steps", action="store_true", help="offer every rate, not stopping after the first one not kept up with"
+    )
+    parser.add_argument(
+        "--with-peer",
+        action="store_true",
+        help="then run bench/peer.py (the plain pipeline) on the records of step 1, worker stopped, same broker",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="run the worker under cProfile (main thread: the stream agent), "
@@ -111,14 +132,16 @@ def parse_args() -> argparse.Namespace:
 
 
 # -- set-up -------------------------------------------------------------------------------------
-def start_broker(stack: ExitStack, folder: Path) -> tuple[str, int | None]:
-    settings = Settings()
-    cache = settings.local_kafka.cache_dir or default_data_dir() / "cache" / "kafka"
-    broker = LocalKafka(data_dir=folder / "kafka", cache_dir=cache, port=find_free_port(), heap="512m")
-    with console.status(f"starting a Kafka broker on {broker.bootstrap} (jars from {cache})"):
-        broker.start()
-    stack.callback(broker.stop)
-    return broker.bootstrap, int(broker.pid_file.read_text())
+def topic_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of each partition of `topic` now."""
+    from kafka import TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        return {tp.partition: int(offset) for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
 
 
 def team_budgets(events: list[UsageEvent]) -> dict[str, Decimal]:
@@ -476,7 +499,7 @@ def print_table(result: dict[str, Any]) -> None:
         unit = g["unit"]
         table.add_row(
             g["name"],
-            f"{g['measured']:,.0f} {unit}",
+            f"{g['measured']:,.2f} {unit}" if unit == "x" else f"{g['measured']:,.0f} {unit}",
             f"{g['comparison']} {g['goal']:,} {unit}",
             "[green]PASS[/]" if g["pass"] else f"[red]FAIL[/] {g['gap']}",
         )
@@ -501,7 +524,7 @@ def main() -> None:
         if args.bootstrap:
             bootstrap, broker_label = args.bootstrap, f"{args.bootstrap} (given)"
         else:
-            bootstrap, broker_pid = start_broker(stack, folder)
+            bootstrap, broker_pid = start_broker(stack, folder, console)
             broker_label = f"{bootstrap} (LocalKafka started by the bench)"
         slack = SlackDouble().start()
         stack.callback(slack.stop)
@@ -560,6 +583,7 @@ def main() -> None:
             raise SystemExit(f"warm-up events never reached ClickHouse; worker log:\n{worker.log_tail()}")
 
         step1 = throughput_phase(producer, worker, backlog, cpu)
+        step1_ends = topic_end_offsets(bootstrap, f"{prefix}usage")
         console.print(
             f"step 1: {step1['stored']:,} of {step1['distinct_events']:,} distinct events stored at "
             f"{step1['events_per_s']:,.0f} events/s (steady {step1['steady_events_per_s_20_to_80_percent']:,.0f}/s)"
@@ -578,9 +602,31 @@ def main() -> None:
             queryable = queryable_delays(worker, step2["emitted_at"], step2["polls"])
             alerts = slack_delays(bootstrap, prefix, slack, step2["emitted_at"])
         alerts["expected_threshold_alerts"] = expected
+        stepped: dict[str, Any] = {}
+        rates = [int(r) for r in args.steps.split(",") if r.strip()]
+        if rates:
+            pool = generate_events(seed=4, teams=PHASE1_TEAMS, start=datetime.now(UTC), count=20_000, rate=10_000)
+            traffic = PackedTraffic(pool, max(args.events_per_message, 100))
+            stepped = run_steps(
+                bootstrap,
+                f"{prefix}usage",
+                traffic,
+                worker,
+                rates,
+                args.step_seconds,
+                all_steps=args.all_steps,
+                report=console.print,
+                cpu=CpuWindow(pids, worker.pid),
+            )
         metrics = {k: v for k, v in worker.metrics().items() if k.startswith("meterline_stream_") and "{" not in k}
         counters = producer.counters()
         errors = [line for line in worker.log_tail().splitlines() if "ERROR" in line or "Traceback" in line]
+        peer: dict[str, Any] = {}
+        if args.with_peer:
+            worker.stop()  # the peer gets the cores the worker had
+            with console.status("the plain pipeline (bench/peer.py) on step 1's records"):
+                peer = run_peer(bootstrap, f"{prefix}usage", folder / "peer-chdb", end_offsets=step1_ends)
+            console.print(f"peer: {peer['events_stored']:,} events at {peer['events_per_s']:,.0f} events/s")
 
     notes += [
         f"producer linger {args.linger_ms} ms (Kafka) + {args.pack_linger_ms} ms (packing), stream take_within "
@@ -606,6 +652,28 @@ def main() -> None:
         ),
         goal("p99 crossing -> Slack", alerts["crossing_to_slack"]["p99_ms"], GOAL_SLACK_P99_MS, False, "ms"),
     ]
+    if stepped:
+        goals.insert(
+            1,
+            goal(
+                f"highest offered rate kept up with ({args.step_seconds:.0f} s steps, p99 <= 1 s, lag bounded)",
+                stepped["highest_rate_kept_up"],
+                GOAL_EVENTS_PER_S,
+                True,
+                "ev/s",
+            ),
+        )
+    if peer:
+        goals.insert(
+            1,
+            goal(
+                "meterline / plain pipeline (step 1 rate / peer rate)",
+                step1["events_per_s"] / peer["events_per_s"],
+                1,
+                True,
+                "x",
+            ),
+        )
     q, s = queryable, alerts
     cores = step1["cpu"]["percent_of_one_core"]
     worker_cpu = f"{cores.get('worker', 0):.0f}%"
@@ -644,6 +712,24 @@ def main() -> None:
             "p50 / p99 fired -> Slack (dispatcher)",
             f"{s['fired_to_slack']['p50_ms']:,.0f} / {s['fired_to_slack']['p99_ms']:,.0f} ms",
         ),
+        *(
+            (
+                f"step 3 at {step['rate']:,}/s: offered / lag at end / p99 / machine busy",
+                f"{step['offered_events_per_s']:,.0f} / {step['lag_at_end']:,} / {step['p99_ms']:,.0f} ms"
+                f" / {step['cpu'].get('machine_busy_percent_of_all_cores', 0):.0f}%",
+            )
+            for step in stepped.get("steps", [])
+        ),
+        *(
+            (
+                (
+                    f"plain pipeline (bench/peer.py): {peer['events_stored']:,} events of step 1",
+                    f"{peer['events_per_s']:,.0f} ev/s",
+                ),
+            )
+            if peer
+            else ()
+        ),
         ("worker CPU step 1 (% of one core)", worker_cpu),
         ("machine busy step 1 (all cores)", f"{step1['cpu']['machine_busy_percent_of_all_cores']:.0f}%"),
     ]
@@ -674,6 +760,8 @@ def main() -> None:
                 "method": "usage_events.written_at (ClickHouse DEFAULT now64(3) at the sink's synchronous "
                 "INSERT) minus the wall time of emit(); cross-check: /sql count polled every 0.1 s",
             },
+            "stepped": stepped,
+            "peer": peer,
             "crossing_to_slack": {
                 **alerts,
                 "method": "Slack double's receipt of chat.postMessage naming the alert minus "

@@ -17,13 +17,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import Counter
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from meterline.services.kafka_local import find_free_port
+from rich.console import Console
+
+from meterline.services.kafka_local import LocalKafka, find_free_port
+from meterline.settings import Settings, default_data_dir
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -308,3 +312,14 @@ class Worker:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+
+
+def start_broker(stack: ExitStack, folder: Path, console: Console) -> tuple[str, int | None]:
+    """A LocalKafka on a free port for one bench run (jars from the shared cache), stopped by `stack`."""
+    settings = Settings()
+    cache = settings.local_kafka.cache_dir or default_data_dir() / "cache" / "kafka"
+    broker = LocalKafka(data_dir=folder / "kafka", cache_dir=cache, port=find_free_port(), heap="512m")
+    with console.status(f"starting a Kafka broker on {broker.bootstrap} (jars from {cache})"):
+        broker.start()
+    stack.callback(broker.stop)
+    return broker.bootstrap, int(broker.pid_file.read_text())
