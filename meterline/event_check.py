@@ -6,12 +6,15 @@ keys. Pure. The stream (stream/validate.py), `meterline validate` and the produc
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import orjson
 from pydantic import ValidationError
 
 from meterline.events import UsageEvent
+
+_SPACE_BEFORE_COLON = re.compile(rb'"[ \t\r\n]+:')
 
 REASON_LIMIT = 1000
 """Characters of a rejection's reason kept: enough to say what is wrong, bounded for the DLQ."""
@@ -45,13 +48,17 @@ def check_event(value: bytes | None, max_bytes: int) -> UsageEvent | Rejection:
 def repeated_key(value: bytes, event: UsageEvent) -> str | None:
     """A key some object of `value` names twice (JSON parsers keep the last), or None.
 
-    Fast path: without a backslash every key appears literally as `"key"`, so if each key of
-    the parsed event (its fields and its tags) occurs once in the bytes, none is repeated. A
-    value with escapes, or a key text that also occurs elsewhere, is checked exactly."""
-    if b"\\" not in value:
-        keys = [*event.model_fields_set, *event.tags]
-        if sum(value.count(b'"' + key.encode() + b'"') for key in keys) == len(keys):
-            return None
+    Fast path, two scans: without a backslash a quote only opens or closes a string, and only
+    a key's closing quote can be followed (after optional space) by a colon. With no space
+    there, the bytes hold exactly one `":` per key of every object; when that count equals the
+    keys the parsed event kept (its fields and its tags), none was named twice. A value with
+    escapes, or with space before a colon, is checked exactly."""
+    if (
+        b"\\" not in value
+        and _SPACE_BEFORE_COLON.search(value) is None
+        and value.count(b'":') == len(event.model_fields_set) + len(event.tags)
+    ):
+        return None
     found: list[str] = []
 
     def pairs(items: list[tuple[str, object]]) -> dict[str, object]:

@@ -19,20 +19,25 @@ from meterline.pricing.result import PriceResult
 
 
 def encode_priced_event(event: UsageEvent, price: PriceResult, *, late: bool, ingested_at: str) -> bytes:
-    """The `PricedEvent` JSON for a validated event and its price, keys in the model's order."""
-    data: dict[str, Any] = event.model_dump(mode="json", exclude_none=True)
-    data["priced"] = price.priced
+    """The `PricedEvent` JSON for a validated event and its price, keys in the model's order.
+
+    The event's own fields are serialized by pydantic in one pass (its JSON mode, None left
+    out) and the price's fields appended to that object: byte for byte what dumping the whole
+    dict gives (tests/unit/test_priced_json.py), in half the time."""
+    head = event.model_dump_json(exclude_none=True).encode()
+    tail: dict[str, Any] = {"priced": price.priced}
     if price.unpriced_reason is not None:
-        data["unpriced_reason"] = price.unpriced_reason
+        tail["unpriced_reason"] = price.unpriced_reason
     if price.price_id is not None:
-        data["price_id"] = price.price_id
+        tail["price_id"] = price.price_id
     if price.price_source is not None:
-        data["price_source"] = price.price_source
+        tail["price_source"] = price.price_source
     for name in MONEY_FIELDS:
-        data[name] = str(getattr(price, name))
-    data["late"] = late
-    data["ingested_at"] = ingested_at
-    return orjson.dumps(data)
+        tail[name] = str(getattr(price, name))
+    tail["late"] = late
+    tail["ingested_at"] = ingested_at
+    # '{…event…}' + '{"priced":…}' -> '{…event…,"priced":…}' (an event always has fields).
+    return head[:-1] + b"," + orjson.dumps(tail)[1:]
 
 
 # The keys every encoded event holds, in the order it writes them after `{"event_id":"`:

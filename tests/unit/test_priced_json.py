@@ -101,3 +101,38 @@ def test_only_a_line_holding_every_field_clickhouse_would_default_differently_is
     # A key inside a string is escaped, so it never stands in for a missing field.
     hidden = value.replace(b'"team":"search",', b"").replace(b'"feature":"chat"', b'"feature":"\\"team\\":\\"x"')
     assert b'\\"team\\":\\"x' in hidden and priced_flag(hidden) is None
+
+
+def reference_encoding(event: UsageEvent, price: object, *, late: bool, ingested_at: str) -> bytes:
+    """The whole PricedEvent as one dict dumped by orjson: what the one-pass encoder must equal."""
+    import orjson
+
+    from meterline.money import MONEY_FIELDS
+
+    data: dict[str, object] = event.model_dump(mode="json", exclude_none=True)
+    data["priced"] = price.priced  # type: ignore[attr-defined]  # a PriceResult
+    for name in ("unpriced_reason", "price_id", "price_source"):
+        if getattr(price, name) is not None:
+            data[name] = getattr(price, name)
+    for name in MONEY_FIELDS:
+        data[name] = str(getattr(price, name))
+    data["late"] = late
+    data["ingested_at"] = ingested_at
+    return orjson.dumps(data)
+
+
+def test_the_one_pass_encoding_is_byte_for_byte_the_whole_dict_dumped(catalog: PriceCatalog) -> None:
+    from meterline.producers.traffic import generate_events
+
+    unusual = [{**BASE, **shape} for shape in SHAPES.values()] + [
+        {**BASE, "tags": {"é": "ü ✓", "emoji": "🙂", "quote": 'a"b', "nl": "a\nb"}, "user": "ø"},
+        {**BASE, "occurred_at": datetime(2026, 10, 3, 14, 5, 6, tzinfo=UTC)},
+    ]
+    events = [UsageEvent.model_validate(data) for data in unusual]
+    events += generate_events(seed=9, teams=30, start=datetime(2026, 10, 3, tzinfo=UTC), count=3000, rate=500)
+    for event in events:
+        price = catalog.price_event(event)
+        for late in (False, True):
+            assert encode_priced_event(event, price, late=late, ingested_at=INGESTED) == reference_encoding(
+                event, price, late=late, ingested_at=INGESTED
+            ), event

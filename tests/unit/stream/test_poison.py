@@ -250,3 +250,79 @@ def test_schema_valid_extremes_are_priced_or_dead_lettered_never_raised(
         assert OCCURRED_AT_MIN <= event.occurred_at < OCCURRED_AT_MAX
     for value in out.on("budget.state"):
         BudgetState.model_validate_json(value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "repeated"),
+    [
+        (b'{"team" : "ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z"}', None),
+        (
+            b'{"team" : "ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","team":"ml"}',
+            "team",
+        ),
+        (
+            b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","model":"gpt-4o"}',
+            "model",
+        ),
+        (
+            b'{"team":"ml","provider":"openai","model":"gpt-4o","occurred_at":"2025-01-01T00:00:00Z","tags":{"x":"a:b"}}',
+            None,
+        ),
+    ],
+)
+def test_the_one_scan_fast_path_and_the_exact_check_agree(raw: bytes, repeated: str | None) -> None:
+    """The fast path counts `":` (one per key without escapes); space before a colon falls back
+    to the exact parse, and a repeated key anywhere makes the count exceed the keys kept."""
+    checked = check_event(raw, 65_536)
+    if repeated is None:
+        assert isinstance(checked, UsageEvent)
+        assert repeated_key(raw, checked) is None
+    else:
+        assert not isinstance(checked, UsageEvent)
+        assert checked.kind == "duplicate_key" and repr(repeated) in checked.reason
+
+
+def test_the_fast_path_never_misses_a_repeat_in_random_spellings() -> None:
+    """Random events, spacing and repeats (top level or in tags): the check's verdict always
+    equals a parse that sees every pair."""
+    import functools
+    import json
+    import random
+
+    rng = random.Random(11)
+    spaces = ["", "", " ", "\t"]
+    base = [
+        ("team", '"ml"'),
+        ("provider", '"openai"'),
+        ("model", '"gpt-4o"'),
+        ("occurred_at", '"2025-01-01T00:00:00Z"'),
+        ("input_tokens", "12"),
+    ]
+    for _ in range(400):
+        pairs = list(base)
+        tags = [(f"t{i}", f'"v:{i}"') for i in range(rng.randrange(3))]
+        if tags and rng.random() < 0.3:
+            tags.append(rng.choice(tags))
+        elif rng.random() < 0.3:
+            pairs.append(rng.choice(pairs))
+        rng.shuffle(pairs)
+
+        def obj(items: list[tuple[str, str]]) -> str:
+            return "{" + ",".join(f'"{k}"{rng.choice(spaces)}:{v}' for k, v in items) + "}"
+
+        if tags:
+            pairs.append(("tags", obj(tags)))
+        raw = obj(pairs).encode()
+        seen: list[str] = []
+        json.loads(raw, object_pairs_hook=functools.partial(_note_repeats, found=seen))
+        checked = check_event(raw, 65_536)
+        if seen:
+            assert not isinstance(checked, UsageEvent) and checked.kind == "duplicate_key", raw
+        else:
+            assert isinstance(checked, UsageEvent), (raw, checked)
+
+
+def _note_repeats(items: list[tuple[str, object]], found: list[str]) -> dict[str, object]:
+    keys = [k for k, _ in items]
+    found.extend(k for k in set(keys) if keys.count(k) > 1)
+    return dict(items)
