@@ -66,6 +66,7 @@ SIDECAR = "worker's sink + alerts process"
 PHASE2_TEAMS = 100  # team-001 .. team-100 (8 characters): the two phases never share a team
 PHASE1_WHERE = "length(team) = 7"
 PHASE2_WHERE = "length(team) = 8"
+SQL_PAGE_ROWS = 90_000
 FALLBACK_SHARE = 0.5
 """A paced rate makes small batches (more commits per event) than draining a backlog: 80% of the
 backlog rate was measured to build a growing lag here, half of it did not."""
@@ -342,10 +343,17 @@ def latency_phase(
 
 
 def queryable_delays(worker: Worker, emitted_at: dict[str, float], polls: list[tuple[float, int]]) -> dict[str, Any]:
-    rows = worker.sql_rows(
-        f"SELECT event_id, toUnixTimestamp64Milli(min(written_at)) AS w, toUnixTimestamp64Micro(min(ingested_at)) AS i "
-        f"FROM usage_events WHERE {PHASE2_WHERE} GROUP BY event_id ORDER BY w"
-    )
+    # Read in pages: /sql caps a result at 100,000 rows (sinks/sql_guard.py).
+    rows: list[list[str]] = []
+    while True:
+        page = worker.sql_rows(
+            "SELECT event_id, toUnixTimestamp64Milli(min(written_at)) AS w, toUnixTimestamp64Micro(min(ingested_at)) "
+            f"AS i FROM usage_events WHERE {PHASE2_WHERE} GROUP BY event_id ORDER BY w, event_id "
+            f"LIMIT {SQL_PAGE_ROWS} OFFSET {len(rows)}"
+        )
+        rows += page
+        if len(page) < SQL_PAGE_ROWS:
+            break
     written = [(event_id, int(ms) / 1000) for event_id, ms, _ in rows]
     # Where the delay goes: ingested_at is the start of the stream batch that priced the event.
     priced_at = {event_id: int(us) / 1e6 for event_id, _, us in rows}
