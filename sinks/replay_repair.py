@@ -36,6 +36,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from meterline.money import MONEY_FIELDS
 from meterline.sinks.errors import TransientWriteError
 from meterline.sinks.insert_plan import InsertBatch, RangeBatch, TopicKind, plan_inserts
 from meterline.sinks.rows import BUDGET_SNAPSHOTS, DLQ_EVENTS, UNPRICED_EVENTS, USAGE_EVENTS, Row
@@ -83,15 +84,7 @@ ROLLUP_COUNTS: tuple[tuple[str, str], ...] = (
     ("cache_write_tokens", "sum(toUInt64(cache_write_tokens))"),
     ("reasoning_tokens", "sum(toUInt64(reasoning_tokens))"),
 )
-ROLLUP_MONEY = (
-    "input_cost_usd",
-    "cache_read_cost_usd",
-    "cache_write_cost_usd",
-    "output_cost_usd",
-    "cost_usd",
-    "cache_saving_usd",
-    "batch_saving_usd",
-)
+ROLLUP_MONEY = MONEY_FIELDS
 """usage_hourly's measures, and how usage_events FINAL gives each: the view's sums, with a
 re-priced row (the one FINAL keeps) standing for the original plus its delta."""
 

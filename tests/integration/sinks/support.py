@@ -124,3 +124,21 @@ def crash_after_writing(bootstrap: str, prefix: str, dsn: str, batch_rows: int) 
     written = [tuple(int(n) for n in part.split(":")[1].split("-")) for part in line.split()[1].split(",")]
     assert written[0] == (0, batch_rows - 1) and all(last - first == batch_rows - 1 for first, last in written)
     return [(first, last) for first, last in written]
+
+
+def run_sink_to_the_end(settings: Settings, bootstrap: str) -> Any:
+    """Run a SinkRunner until its group committed usage.priced to the end and it holds nothing;
+    return it (stopped) for its stats."""
+    from meterline.sinks.runner import SinkRunner
+
+    runner = SinkRunner(settings)
+    runner.start()
+    try:
+        topics = [settings.topic("usage.priced")]
+        wait_until(
+            lambda: committed_to_the_end(bootstrap, runner.consumer_group, topics) and not runner.held_records,
+            "the new sink to catch up",
+        )
+    finally:
+        runner.stop()
+    return runner

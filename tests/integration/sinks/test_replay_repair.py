@@ -18,18 +18,16 @@ from pathlib import Path
 import pytest
 
 from meterline.sinks.client import open_client
-from meterline.sinks.runner import SinkRunner
 from tests.support.samples import sample_priced_events
 
 from .support import (
-    committed_to_the_end,
     crash_after_writing,
     create_topics,
     expected_totals,
     produce_priced,
+    run_sink_to_the_end,
     sink_settings,
     totals,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -98,16 +96,7 @@ def test_a_replay_writes_what_a_write_killed_inside_its_commit_recorded_and_did_
     finally:
         client.close()
 
-    runner = SinkRunner(settings)
-    runner.start()
-    try:
-        topics = [settings.topic("usage.priced")]
-        wait_until(
-            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and not runner.held_records,
-            "the new sink to catch up",
-        )
-    finally:
-        runner.stop()
+    runner = run_sink_to_the_end(settings, kafka_bootstrap)
     client = open_client(chdb_dsn)
     try:
         assert totals(client) == expected_totals(events), what
@@ -134,16 +123,7 @@ def test_a_clean_replay_finds_nothing_to_write(kafka_bootstrap: str, topic_prefi
     produce_priced(kafka_bootstrap, settings.topic("usage.priced"), events)
     written = crash_after_writing(kafka_bootstrap, topic_prefix, chdb_dsn, 100)
 
-    runner = SinkRunner(settings)
-    runner.start()
-    try:
-        topics = [settings.topic("usage.priced")]
-        wait_until(
-            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and not runner.held_records,
-            "the new sink to catch up",
-        )
-    finally:
-        runner.stop()
+    runner = run_sink_to_the_end(settings, kafka_bootstrap)
     assert runner.stats["replay_checks"] == len(written)
     assert runner.stats["repaired_rows"] == 0
     client = open_client(chdb_dsn)

@@ -16,6 +16,7 @@ from .support import (
     create_topics,
     expected_totals,
     produce_priced,
+    run_sink_to_the_end,
     sink_settings,
     totals,
     wait_until,
@@ -45,16 +46,7 @@ def test_a_sink_killed_between_write_and_commit_leaves_no_duplicate(
 
     # A new sink with a different batch size re-reads from offset 0: the recorded ranges
     # are re-cut alike, so ClickHouse drops that block again, in raw and rollup tables.
-    runner = SinkRunner(settings)
-    runner.start()
-    try:
-        topics = [settings.topic("usage.priced")]
-        wait_until(
-            lambda: committed_to_the_end(kafka_bootstrap, runner.consumer_group, topics) and not runner.held_records,
-            "the new sink to catch up",
-        )
-    finally:
-        runner.stop()
+    run_sink_to_the_end(settings, kafka_bootstrap)
     client = open_client(chdb_dsn)
     try:
         assert totals(client) == expected_totals(events)
