@@ -256,9 +256,11 @@ def _unwritable(client: Client, batches: Sequence[RangeBatch]) -> frozenset[Coor
 
 def _attach_without_views(client: Client, missing: InsertBatch) -> None:
     """Write usage_events rows without feeding usage_hourly_mv: through a staging copy of the
-    table, whose parts are then attached (attaching runs no view)."""
-    client.command(f"CREATE TABLE IF NOT EXISTS {STAGING_TABLE} AS {USAGE_EVENTS}", settings={"async_insert": 0})
-    client.command(f"TRUNCATE TABLE {STAGING_TABLE}", settings={"async_insert": 0})
+    table, whose parts are then attached (attaching runs no view). The copy is made anew each
+    time: one left by a repair killed half-way may hold rows the next check no longer wants, or
+    the table's shape from before a migration."""
+    client.command(f"DROP TABLE IF EXISTS {STAGING_TABLE} SYNC", settings={"async_insert": 0})
+    client.command(f"CREATE TABLE {STAGING_TABLE} AS {USAGE_EVENTS}", settings={"async_insert": 0})
     write_batch(client, InsertBatch(STAGING_TABLE, missing.columns, missing.rows, missing.dedup_token, missing.sources))
     partitions = client.query(
         "SELECT DISTINCT partition_id FROM system.parts WHERE database = currentDatabase() "
@@ -271,7 +273,7 @@ def _attach_without_views(client: Client, missing: InsertBatch) -> None:
             parameters={"pid": str(partition_id)},
             settings={"async_insert": 0},
         )
-    client.command(f"TRUNCATE TABLE {STAGING_TABLE}", settings={"async_insert": 0})
+    client.command(f"DROP TABLE {STAGING_TABLE} SYNC", settings={"async_insert": 0})
 
 
 def _repair_rollup(client: Client, event_ids: Iterable[str], report: RepairReport) -> None:
