@@ -1,6 +1,7 @@
 """Messages the stream publishes for the other components (the wire contracts).
 
-- `PricedEvent` on `usage.priced` (consumed by the ClickHouse sink),
+- `PricedEvent` on `usage.priced` (consumed by the ClickHouse sink): JSON Lines, a record
+  holding up to `stream.priced_pack_events` events of the team its key names,
 - `DeadLetter` on `usage.dlq`,
 - `BudgetState` on the compacted `budget.state` (consumed by BudgetGuard),
 - `AlertEvent` on `alerts` (consumed by the alert dispatcher).

@@ -114,6 +114,10 @@ class StreamSettings(_Section):
     under steady load)."""
     max_event_bytes: int = Field(65_536, ge=256)
     """Messages larger than this go to the DLQ (default 64 KiB)."""
+    priced_pack_events: int = Field(1_000, ge=1, le=10_000)
+    """Most priced events of one team in one usage.priced record, as JSON Lines (default 1000;
+    a record also stays under 256 KiB). 1: one record per event, for readers of the topic that
+    take a record as one event (meterline's sink reads both)."""
     processes: int = Field(2, ge=1, le=2)
     """`meterline worker` running all parts: 2 (default) runs the ClickHouse sink and the
     alert dispatcher in a child process, so they use another core than the stream (one

@@ -61,7 +61,7 @@ class BatchBuffer:
     def add(self, record: SourceRecord) -> None:
         tp = (record.topic, record.partition)
         held = self._records.setdefault(tp, [])
-        if held and record.offset <= held[-1].offset:
+        if held and (record.offset, record.line_index) <= (held[-1].offset, held[-1].line_index):
             return  # a re-fetch after a seek: already held
         if not held:
             self._since[tp] = self._now()
@@ -130,11 +130,19 @@ class BatchBuffer:
         return batches
 
     def _chunks(self, records: list[SourceRecord]) -> list[RangeBatch]:
+        """`records` cut every `batch_rows` rows, each cut moved on to the end of the Kafka record
+        it falls in: a range holds whole records (its lines share an offset), so a replay, which
+        takes every line up to a recorded range's last offset, re-forms it exactly."""
         out = []
-        for start in range(0, len(records), self.batch_rows):
-            chunk = records[start : start + self.batch_rows]
+        start = 0
+        while start < len(records):
+            stop = min(start + self.batch_rows, len(records))
+            while stop < len(records) and records[stop].offset == records[stop - 1].offset:
+                stop += 1
+            chunk = records[start:stop]
             first = chunk[0]
             out.append(RangeBatch(OffsetRange(first.topic, first.partition, first.offset, chunk[-1].offset), chunk))
+            start = stop
         return out
 
     def _replay_complete(self, tp: TopicPartition, positions: Mapping[TopicPartition, int]) -> bool:

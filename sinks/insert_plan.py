@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Literal
@@ -43,7 +43,8 @@ TopicKind = Literal["priced", "dlq", "budget"]
 
 @dataclass(frozen=True)
 class SourceRecord:
-    """One consumed Kafka record, as much of it as the sink needs."""
+    """One consumed Kafka record, as much of it as the sink needs; for a usage.priced record
+    of several JSON lines, one of its lines (`line_index` of `line_count`, see `record_lines`)."""
 
     topic: str
     partition: int
@@ -51,6 +52,24 @@ class SourceRecord:
     key: bytes | None
     value: bytes | None
     timestamp_ms: int
+    line_index: int = 0
+    line_count: int = 1
+
+
+def record_lines(record: SourceRecord) -> list[SourceRecord]:
+    """A priced record as its events: one SourceRecord per non-blank line of a JSON Lines value
+    (the stream packs a team's events), the record itself when it holds one line.
+
+    Lines share the record's offset; `line_index` tells them apart (in dead letters too). The
+    split is by position, so a replay gives the same lines, in the same ranges and inserts."""
+    value = record.value
+    if value is None or b"\n" not in value:
+        return [record]
+    lines = [line for line in value.split(b"\n") if line and not line.isspace()]
+    if len(lines) < 2:
+        return [record] if not lines else [replace(record, value=lines[0])]
+    count = len(lines)
+    return [replace(record, value=line, line_index=index, line_count=count) for index, line in enumerate(lines)]
 
 
 @dataclass(frozen=True, order=True)
@@ -305,8 +324,8 @@ def _select(batch: InsertBatch, positions: list[int], label: str) -> InsertBatch
 
 
 def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValueError) -> DeadLetter:
-    """A DeadLetter for a record that breaks its topic's contract (kept with its bytes, its
-    size and SHA-256; the sink reads a record whole, so it is line 0 of 1)."""
+    """A DeadLetter for a record (or a line of a packed one) that breaks its topic's contract,
+    kept with its bytes, their size and SHA-256."""
     not_json = False
     reason = str(error)
     if isinstance(error, ValidationError) and error.errors():
@@ -320,6 +339,8 @@ def unreadable_record(kind: TopicKind, record: SourceRecord, error: ValueError) 
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
+        line_index=record.line_index,
+        line_count=record.line_count,
         key_b64=None if record.key is None else base64.b64encode(record.key).decode(),
         value_b64=base64.b64encode(record.value or b"").decode(),
         value_size=len(record.value or b""),

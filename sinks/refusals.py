@@ -49,6 +49,8 @@ def unwritable_record(refused: RefusedRow) -> DeadLetter:
         topic=refused.record.topic,
         partition=refused.record.partition,
         offset=refused.record.offset,
+        line_index=refused.record.line_index,
+        line_count=refused.record.line_count,
         key_b64=None if refused.record.key is None else base64.b64encode(refused.record.key).decode(),
         value_b64=base64.b64encode(value).decode(),
         value_size=len(value),

@@ -90,8 +90,8 @@ re-priced row (the one FINAL keeps) standing for the original plus its delta."""
 
 RollupKey = tuple[Any, ...]
 Measures = tuple[Any, ...]
-Coordinates = tuple[str, int, int]
-"""A Kafka record's (topic, partition, offset)."""
+Coordinates = tuple[str, int, int, int]
+"""A Kafka record's (topic, partition, offset) and the line of it (sinks.insert_plan.record_lines)."""
 
 
 @dataclass
@@ -131,7 +131,7 @@ def absent_rows(
         if batch.sources is None:
             return False
         source = batch.sources[i]
-        return (source.topic, source.partition, source.offset) in dead_lettered
+        return (source.topic, source.partition, source.offset, source.line_index) in dead_lettered
 
     keep = [i for i, row in enumerate(batch.rows) if row_key(batch, row) not in present and not refused(i)]
     if not keep:
@@ -240,7 +240,7 @@ def _unwritable(client: Client, batches: Sequence[RangeBatch]) -> frozenset[Coor
     found: set[Coordinates] = set()
     for batch in batches:
         result = client.query(
-            f"SELECT DISTINCT topic, `partition`, `offset` FROM {DLQ_EVENTS} WHERE error_kind = 'unwritable' "
+            f"SELECT DISTINCT topic, `partition`, `offset`, line_index FROM {DLQ_EVENTS} WHERE error_kind = 'unwritable' "
             "AND topic = {topic:String} AND `partition` = {partition:Int32} "
             "AND `offset` BETWEEN {first:Int64} AND {last:Int64}",
             parameters={
@@ -250,7 +250,7 @@ def _unwritable(client: Client, batches: Sequence[RangeBatch]) -> frozenset[Coor
                 "last": batch.range.last,
             },
         )
-        found.update((str(t), int(p), int(o)) for t, p, o in result.result_rows)
+        found.update((str(t), int(p), int(o), int(i)) for t, p, o, i in result.result_rows)
     return frozenset(found)
 
 

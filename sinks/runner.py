@@ -47,6 +47,7 @@ from meterline.sinks.insert_plan import (
     TopicKind,
     plan_batch_log,
     plan_writes,
+    record_lines,
 )
 from meterline.sinks.migrations import apply_migrations
 from meterline.sinks.replay_repair import repair_replayed
@@ -209,11 +210,14 @@ class SinkRunner:
             )
             for records in polled.values():
                 for record in records:
-                    self._buffer.add(
-                        SourceRecord(
-                            record.topic, record.partition, record.offset, record.key, record.value, record.timestamp
-                        )
+                    source = SourceRecord(
+                        record.topic, record.partition, record.offset, record.key, record.value, record.timestamp
                     )
+                    if self.topics[record.topic] == "priced":
+                        for line in record_lines(source):
+                            self._buffer.add(line)
+                    else:
+                        self._buffer.add(source)
                     self.stats["records_consumed"] += 1
             if self._buffer.due(self._positions(), idle=bool(idle_s) and not polled):
                 self._flush()

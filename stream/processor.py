@@ -1,7 +1,8 @@
 """StreamProcessor: one batch of raw usage messages in, every effect out, in one order.
 
 The order of `process()` is the contract (numbered below). Within a partition every effect of
-a batch goes out through the partition's Kafka transaction: priced events and dead letters,
+a batch goes out through the partition's Kafka transaction: priced events (JSON Lines, one
+record per team and up to `stream.priced_pack_events` events) and dead letters,
 budget cells, fired alerts, budget states, alert events, then the batch's de-duplication
 marks; the consumer offsets commit in the same transaction. A crash aborts the transaction
 and the batch is replayed as a whole: an id is never marked seen without its effects.
@@ -22,7 +23,7 @@ from pydantic import ValidationError
 from meterline.budgets import BookChanges, BudgetBook, Charge, SpendCell, is_late
 from meterline.events import UsageEvent
 from meterline.messages import PRICE_CORRECTION_CONTENT_TYPE, PriceCorrection
-from meterline.priced_json import encode_priced_event
+from meterline.priced_json import encode_priced_event, pack_lines
 from meterline.settings import Settings
 from meterline.stream.dedup import DedupChunk, DedupIndex, make_chunks
 from meterline.stream.metrics import StreamMetrics
@@ -181,8 +182,10 @@ class StreamProcessor:
         fresh: set[str] = set()
         charges: list[Charge] = []
         corrections: list[tuple[Charge, int]] = []
-        # 1. Validate, de-duplicate, price: publish every priced event and dead letter. Whatever
-        #    raises for one event (pricing, budgets, serialization) dead-letters that event only.
+        priced_by_team: dict[str, list[bytes]] = {}
+        # 1. Validate, de-duplicate, price: publish every priced event (packed per team, as JSON
+        #    Lines) and dead letter. Whatever raises for one event (pricing, budgets,
+        #    serialization) dead-letters that event only.
         for record in batch:
             lines = event_lines(record.value)
             counts["events_in"] += len(lines)
@@ -237,7 +240,7 @@ class StreamProcessor:
                     continue
                 fresh.add(event.event_id)
                 new_ids.append(event.event_id)
-                await effects.send(self.topics["usage.priced"], event.team.encode(), body, partition)
+                priced_by_team.setdefault(event.team, []).append(body)
                 if price.priced:
                     counts["priced"] += 1
                 else:
@@ -247,6 +250,9 @@ class StreamProcessor:
                     counts["late"] += 1
                 else:
                     charges.append(charge)
+        for team, bodies in priced_by_team.items():
+            for pack in pack_lines(bodies, max_events=self.settings.stream.priced_pack_events):
+                await effects.send(self.topics["usage.priced"], team.encode(), pack, partition)
         # 2. Budgets, aggregated per budget and period over the whole batch.
         changes = self.book.apply(charges, received) if charges else BookChanges()
         await self._write_changes(changes, effects, partition)

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from meterline.events import UsageEvent
 from meterline.messages import PricedEvent
-from meterline.priced_json import ENCODED_PREFIX, REQUIRED_KEYS_IN_ORDER, encode_priced_event, priced_flag
+from meterline.priced_json import ENCODED_PREFIX, REQUIRED_KEYS_IN_ORDER, encode_priced_event, pack_lines, priced_flag
 from meterline.pricing import PriceCatalog
 from meterline.settings import PricingSettings
 
@@ -136,3 +138,26 @@ def test_the_one_pass_encoding_is_byte_for_byte_the_whole_dict_dumped(catalog: P
             assert encode_priced_event(event, price, late=late, ingested_at=INGESTED) == reference_encoding(
                 event, price, late=late, ingested_at=INGESTED
             ), event
+
+
+@given(
+    st.lists(st.integers(min_value=1, max_value=120), max_size=60),
+    st.integers(min_value=1, max_value=9),
+    st.integers(min_value=1, max_value=400),
+)
+def test_packs_keep_every_line_in_order_within_both_bounds(lengths: list[int], max_events: int, max_bytes: int) -> None:
+    lines = [bytes([97 + i % 26]) * n for i, n in enumerate(lengths)]
+    packs = pack_lines(lines, max_events=max_events, max_bytes=max_bytes)
+    assert [line for pack in packs for line in pack.split(b"\n")] == lines, "nothing lost, added or moved"
+    for pack in packs:
+        held = pack.split(b"\n")
+        assert len(held) <= max_events
+        assert len(pack) <= max_bytes or len(held) == 1, "only a line longer than the bound travels over it, alone"
+    # Greedy: a pack ends only where the next line would break a bound.
+    for pack, following in zip(packs, packs[1:], strict=False):
+        first_next = following.split(b"\n")[0]
+        assert len(pack.split(b"\n")) == max_events or len(pack) + 1 + len(first_next) > max_bytes
+
+
+def test_no_lines_give_no_packs() -> None:
+    assert pack_lines([], max_events=10) == []

@@ -62,12 +62,13 @@ def trace_missing(bootstrap: str, prefix: str, missing: set[str], limit: int = 2
                 found[event_id] = (record.partition, record.offset)
     in_priced = set()
     for record in _read_all(bootstrap, priced):
-        try:
-            event_id = json.loads(record.value).get("event_id")
-        except (ValueError, AttributeError, TypeError):
-            continue
-        if event_id in missing:
-            in_priced.add(event_id)
+        for line in (record.value or b"").splitlines():  # the stream packs a team's events
+            try:
+                event_id = json.loads(line).get("event_id")
+            except (ValueError, AttributeError, TypeError):
+                continue
+            if event_id in missing:
+                in_priced.add(event_id)
     committed = _committed(bootstrap, f"{prefix}stream", usage)
     by_partition: dict[int, list[int]] = {}
     for partition, offset in found.values():

@@ -50,6 +50,19 @@ def produce_priced(bootstrap: str, topic: str, events: Iterable[PricedEvent]) ->
     return produce(bootstrap, topic, ((e.team.encode(), e.model_dump_json().encode()) for e in events))
 
 
+def produce_packed(bootstrap: str, topic: str, packs: Iterable[list[bytes]]) -> int:
+    """Each pack as one record of JSON lines, keyed by its first event's team (as the stream
+    writes usage.priced); returns the records produced."""
+    return produce(bootstrap, topic, ((_team_of(lines[0]), b"\n".join(lines)) for lines in packs))
+
+
+def _team_of(line: bytes) -> bytes:
+    try:
+        return PricedEvent.model_validate_json(line).team.encode()
+    except ValueError:
+        return b"unreadable"
+
+
 def committed_to_the_end(bootstrap: str, group: str, topics: list[str]) -> bool:
     """Whether `group` has committed every partition of `topics` up to its end offset."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
@@ -88,6 +101,12 @@ def totals(client: Any) -> dict[str, Any]:
     }
 
 
+def recorded_batch_ranges(client: Any) -> list[tuple[int, int]]:
+    """The (first, last) offsets sink_batches holds, in order."""
+    rows = client.query("SELECT first_offset, last_offset FROM sink_batches FINAL ORDER BY first_offset").result_rows
+    return [(int(first), int(last)) for first, last in rows]
+
+
 def expected_totals(events: list[PricedEvent]) -> dict[str, Any]:
     cost = sum((e.cost_usd for e in events), Decimal(0))
     return {
@@ -103,9 +122,12 @@ def expected_totals(events: list[PricedEvent]) -> dict[str, Any]:
     }
 
 
-def crash_after_writing(bootstrap: str, prefix: str, dsn: str, batch_rows: int) -> list[tuple[int, int]]:
+def crash_after_writing(
+    bootstrap: str, prefix: str, dsn: str, batch_rows: int, *, one_event_per_record: bool = True
+) -> list[tuple[int, int]]:
     """Run crashing_sink.py until it has written its first flush (offsets from 0, in batches of
-    `batch_rows`), SIGKILL it before it commits, and return the (first, last) ranges it wrote."""
+    `batch_rows` rows), SIGKILL it before it commits, and return the (first, last) ranges it
+    wrote. With one event per record, each range is `batch_rows` offsets long."""
     crashing = subprocess.Popen(
         [sys.executable, str(HERE / "crashing_sink.py"), bootstrap, prefix, dsn, str(batch_rows)],
         cwd=HERE,
@@ -122,7 +144,9 @@ def crash_after_writing(bootstrap: str, prefix: str, dsn: str, batch_rows: int) 
         crashing.wait(30)
     assert crashing.returncode == -signal.SIGKILL
     written = [tuple(int(n) for n in part.split(":")[1].split("-")) for part in line.split()[1].split(",")]
-    assert written[0] == (0, batch_rows - 1) and all(last - first == batch_rows - 1 for first, last in written)
+    assert written[0][0] == 0
+    if one_event_per_record:
+        assert written[0] == (0, batch_rows - 1) and all(last - first == batch_rows - 1 for first, last in written)
     return [(first, last) for first, last in written]
 
 

@@ -16,6 +16,7 @@ from .support import (
     create_topics,
     expected_totals,
     produce_priced,
+    recorded_batch_ranges,
     run_sink_to_the_end,
     sink_settings,
     totals,
@@ -50,9 +51,7 @@ def test_a_sink_killed_between_write_and_commit_leaves_no_duplicate(
     client = open_client(chdb_dsn)
     try:
         assert totals(client) == expected_totals(events)
-        ranges = client.query(
-            "SELECT first_offset, last_offset FROM sink_batches FINAL ORDER BY first_offset"
-        ).result_rows
+        ranges = recorded_batch_ranges(client)
         assert ranges == [*written, (crashed_rows, 299)]
     finally:
         client.close()

@@ -170,8 +170,34 @@ def event(
     return UsageEvent(**fields)
 
 
+@dataclass(frozen=True)
+class Line:
+    """One message of a record: the record itself, or one JSON line of a packed one (the
+    stream packs a team's priced events into one usage.priced record)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    line_index: int
+    line_count: int
+
+
+def record_messages(records: Iterable[Any]) -> list[Line]:
+    out: list[Line] = []
+    for record in records:
+        lines = (record.value or b"").split(b"\n")
+        out.extend(
+            Line(record.topic, record.partition, record.offset, record.key, line, index, len(lines))
+            for index, line in enumerate(lines)
+        )
+    return out
+
+
 class Reader:
-    """A read_committed consumer of one topic, from the beginning, accumulating records."""
+    """A read_committed consumer of one topic, from the beginning, accumulating its messages
+    (a packed record's JSON lines each on its own, see `Line`)."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.consumer = KafkaConsumer(
@@ -182,23 +208,23 @@ class Reader:
             enable_auto_commit=False,
             group_id=None,
         )
-        self.records: list[Any] = []
+        self.records: list[Line] = []
 
-    def poll_until(self, done: Callable[[list[Any]], bool], timeout: float = 60.0) -> list[Any]:
+    def poll_until(self, done: Callable[[list[Line]], bool], timeout: float = 60.0) -> list[Line]:
         deadline = time.monotonic() + timeout
         while not done(self.records) and time.monotonic() < deadline:
             for batch in self.consumer.poll(timeout_ms=500).values():
-                self.records.extend(batch)
+                self.records.extend(record_messages(batch))
         return self.records
 
-    def settle(self, quiet: float = 3.0, timeout: float = 30.0) -> list[Any]:
+    def settle(self, quiet: float = 3.0, timeout: float = 30.0) -> list[Line]:
         """Read until nothing new arrives for `quiet` seconds."""
         deadline = time.monotonic() + timeout
         last_change = time.monotonic()
         while time.monotonic() - last_change < quiet and time.monotonic() < deadline:
             polled = self.consumer.poll(timeout_ms=500)
             for batch in polled.values():
-                self.records.extend(batch)
+                self.records.extend(record_messages(batch))
                 last_change = time.monotonic()
         return self.records
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from meterline.sinks.buffer import BatchBuffer
-from meterline.sinks.insert_plan import OffsetRange, SourceRecord
+from meterline.sinks.insert_plan import OffsetRange, SourceRecord, record_lines
 
 T = "m.usage.priced"
 
@@ -129,3 +129,39 @@ def test_a_rebalance_keeps_records_of_partitions_still_owned_and_drops_the_other
     buffer.add(rec(5, 1))
     buffer.reassign([], previously_owned=[(T, 1), (T, 2)])  # partitions lost: nothing is kept
     assert len(buffer) == 0 and buffer.unknown() == set()
+
+
+def packed(offset: int, lines: int, partition: int = 0) -> list[SourceRecord]:
+    value = b"\n".join(b'{"n":%d}' % i for i in range(lines))
+    return record_lines(SourceRecord(T, partition, offset, b"team", value, 0))
+
+
+def test_a_cut_never_splits_a_packed_record_and_a_replay_re_forms_its_range() -> None:
+    buffer = BatchBuffer(batch_rows=4, batch_seconds=5, now=Clock())
+    for offset, count in ((0, 3), (1, 3), (2, 1), (3, 5)):
+        for line in packed(offset, count):
+            buffer.add(line)
+    cut = buffer.take()
+    assert ranges(cut) == [(0, 0, 1, 6), (0, 2, 3, 6)], "each cut moves on to its record's last line"
+    # A replay of the same records, the first range recorded: cut exactly alike.
+    again = BatchBuffer(batch_rows=4, batch_seconds=5, now=Clock())
+    again.set_recorded((T, 0), [cut[0].range])
+    for offset, count in ((0, 3), (1, 3), (2, 1), (3, 5)):
+        for line in packed(offset, count):
+            again.add(line)
+    replayed = again.take()
+    assert [b.records for b in replayed[:1]] == [cut[0].records]
+    assert sum(len(b.records) for b in replayed) == 12
+
+
+def test_lines_of_a_record_fetched_again_are_not_held_twice() -> None:
+    buffer = BatchBuffer(batch_rows=100, batch_seconds=5, now=Clock())
+    for _ in range(2):
+        for line in packed(7, 3):
+            buffer.add(line)
+    assert len(buffer) == 3
+    assert [(r.offset, r.line_index, r.line_count) for b in buffer.take() for r in b.records] == [
+        (7, 0, 3),
+        (7, 1, 3),
+        (7, 2, 3),
+    ]

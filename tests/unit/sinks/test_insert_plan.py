@@ -20,6 +20,7 @@ from meterline.sinks.insert_plan import (
     plan_batch_log,
     plan_inserts,
     plan_writes,
+    record_lines,
 )
 from meterline.sinks.rows import (
     BUDGET_SNAPSHOT_COLUMNS,
@@ -338,3 +339,21 @@ def test_json_lines_are_cut_into_chunks_by_position_and_fall_back_to_exact_rows_
     assert dlq.rows[0][DLQ_EVENT_COLUMNS.index("reason")].startswith(
         "sink could not read a priced message: input_tokens"
     )
+
+
+def test_a_packed_record_is_its_lines_and_a_bad_line_is_its_own_dead_letter() -> None:
+    good = [priced(event_id=f"e{i}").model_dump_json().encode() for i in range(3)]
+    value = b"\n".join([good[0], b"{oops", b"", good[1], b"  ", good[2]])
+    lines = record_lines(record(9, value))
+    assert [(line.offset, line.line_index, line.line_count) for line in lines] == [(9, i, 4) for i in range(4)]
+    assert [line.value for line in lines] == [good[0], b"{oops", good[1], good[2]], "blank lines are no events"
+    assert record_lines(record(3, good[0])) == [record(3, good[0])], "one line: the record itself"
+    assert record_lines(record(4, None)) == [record(4, None)]
+    usage, dlq = plan_inserts("priced", RangeBatch(OffsetRange("m.usage.priced", 0, 9, 9), lines))
+    assert [row[USAGE_EVENT_COLUMNS.index("event_id")] for row in usage.rows] == ["e0", "e1", "e2"]
+    (values,) = dlq.rows
+    row = dict(zip(DLQ_EVENT_COLUMNS, values, strict=True))
+    assert (row["offset"], row["line_index"], row["line_count"]) == (9, 1, 4)
+    assert base64.b64decode(row["value_b64"]) == b"{oops", "the bad line's own bytes, not the whole record's"
+    json_usage = plan_writes("priced", RangeBatch(OffsetRange("m.usage.priced", 0, 9, 9), lines))[0]
+    assert isinstance(json_usage, JsonInsert) and json_usage.rows == [good[0], good[1], good[2]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal as D
 
-from meterline.sinks.insert_plan import InsertBatch, SourceRecord
+from meterline.sinks.insert_plan import InsertBatch, SourceRecord, record_lines
 from meterline.sinks.replay_repair import (
     ROLLUP_COUNTS,
     ROLLUP_MONEY,
@@ -60,8 +60,16 @@ def test_only_the_rows_whose_key_is_missing_are_written_again_with_their_records
 
 def test_a_row_clickhouse_refused_for_good_is_not_missing() -> None:
     batch = usage("e1", "e2")
-    missing = absent_rows(batch, set(), "repair:x", frozenset({("usage.priced", 0, 0)}))
+    missing = absent_rows(batch, set(), "repair:x", frozenset({("usage.priced", 0, 0, 0)}))
     assert missing is not None and missing.rows == [["e2", "team-a"]], "e1 is in dlq_events as unwritable"
+
+
+def test_a_refused_line_of_a_packed_record_leaves_its_other_lines_missing() -> None:
+    packed = SourceRecord("usage.priced", 0, 7, b"team-a", b'{"a":1}\n{"b":2}\n{"c":3}', 0)
+    lines = record_lines(packed)
+    batch = InsertBatch(USAGE_EVENTS, ("event_id", "team"), [[i, "team-a"] for i in "abc"], "t:0:7-7", lines)
+    missing = absent_rows(batch, set(), "repair:x", frozenset({("usage.priced", 0, 7, 1)}))
+    assert missing is not None and missing.rows == [["a", "team-a"], ["c", "team-a"]], "only line 1 is unwritable"
 
 
 def test_the_rollup_gets_the_difference_and_a_key_it_holds_too_much_of_is_reported_not_written() -> None:

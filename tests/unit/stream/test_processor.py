@@ -11,6 +11,7 @@ import orjson
 
 from meterline.events import UsageEvent
 from meterline.messages import AlertEvent, BudgetState, DeadLetter, PricedEvent
+from meterline.priced_json import PACK_MAX_BYTES
 from meterline.pricing import PriceCatalog
 from meterline.settings import Settings
 from meterline.stream.processor import Record, StreamProcessor
@@ -39,7 +40,12 @@ class Recorded:
         self.order.append("flush")
 
     def on(self, topic: str) -> list[bytes]:
-        return [value for t, _, value, _ in self.sent if t.endswith(topic)]
+        """The messages sent to `topic`, a packed record's JSON lines each on its own."""
+        return [line for t, _, value, _ in self.sent if t.endswith(topic) for line in value.split(b"\n")]
+
+    def records(self, topic: str) -> list[tuple[bytes, bytes]]:
+        """The records sent to `topic` as they are: (key, value)."""
+        return [(key, value) for t, key, value, _ in self.sent if t.endswith(topic)]
 
 
 def processor() -> StreamProcessor:
@@ -157,3 +163,48 @@ def test_a_message_of_json_lines_is_each_of_its_events_and_a_bad_line_alone_goes
     assert (counts["events_in"], counts["priced"], counts["dlq"], counts["duplicates"]) == (6, 4, 1, 1)
     state = BudgetState.model_validate_json(out.on("budget.state")[-1])
     assert state.spend_usd == sum((p.cost_usd for p in priced), D(0))
+
+
+def test_priced_events_go_out_packed_one_record_per_team_and_partition_in_their_order() -> None:
+    proc, out = processor(), Recorded()
+    teams = ["ml", "search", "ml", "ads", "search", "ml"]
+    events = [usage(i, team=team) for i, team in enumerate(teams)]
+    batch = [record(i, e, key=e.team.encode(), partition=i % 2) for i, e in enumerate(events)]
+    asyncio.run(proc.process(batch, out))
+    sent = [(key, value, partition) for topic, key, value, partition in out.sent if topic.endswith("usage.priced")]
+    assert sorted((key, partition) for key, _, partition in sent) == [
+        (b"ads", 1),
+        (b"ml", 0),
+        (b"ml", 1),
+        (b"search", 0),
+        (b"search", 1),
+    ], "one record per (team, partition) of the batch"
+    for key, value, partition in sent:
+        packed = [PricedEvent.model_validate_json(line) for line in value.split(b"\n")]
+        assert {p.team.encode() for p in packed} == {key}
+        expected = [e.event_id for i, e in enumerate(events) if e.team.encode() == key and i % 2 == partition]
+        assert [p.event_id for p in packed] == expected, "a team's events keep their order"
+
+
+def test_a_team_with_more_events_than_a_pack_holds_gets_several_records() -> None:
+    proc, out = processor(), Recorded()
+    pack_events = Settings().stream.priced_pack_events
+    count = pack_events * 2 + 3
+    lines = b"\n".join(usage(i).to_json_bytes() for i in range(count))
+    asyncio.run(proc.process([record(0, lines)], out))
+    packs = [value for _, value in out.records("usage.priced")]
+    sizes = [len(value.split(b"\n")) for value in packs]
+    assert len(packs) > 2 and sum(sizes) == count
+    assert max(sizes) <= pack_events and max(map(len, packs)) <= PACK_MAX_BYTES
+    assert [PricedEvent.model_validate_json(v).event_id for v in out.on("usage.priced")] == [
+        f"id-{i}" for i in range(count)
+    ]
+
+
+def test_packs_of_one_event_are_one_record_per_event_as_before() -> None:
+    settings = Settings(topic_prefix="p.", stream={"priced_pack_events": 1})
+    proc, out = StreamProcessor(settings, PriceCatalog.load(settings.pricing), now=lambda: NOW), Recorded()
+    asyncio.run(proc.process([record(i, usage(i)) for i in range(4)], out))
+    assert [PricedEvent.model_validate_json(v).event_id for _, v in out.records("usage.priced")] == [
+        f"id-{i}" for i in range(4)
+    ]
