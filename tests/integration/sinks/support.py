@@ -101,6 +101,17 @@ def totals(client: Any) -> dict[str, Any]:
     }
 
 
+def stored_totals(dsn: str) -> dict[str, Any]:
+    """`totals` of the database at `dsn`, through a client of its own."""
+    from meterline.sinks.client import open_client
+
+    client = open_client(dsn)
+    try:
+        return totals(client)
+    finally:
+        client.close()
+
+
 def recorded_batch_ranges(client: Any) -> list[tuple[int, int]]:
     """The (first, last) offsets sink_batches holds, in order."""
     rows = client.query("SELECT first_offset, last_offset FROM sink_batches FINAL ORDER BY first_offset").result_rows

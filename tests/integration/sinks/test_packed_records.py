@@ -19,6 +19,7 @@ from .support import (
     recorded_batch_ranges,
     run_sink_to_the_end,
     sink_settings,
+    stored_totals,
     totals,
 )
 
@@ -54,12 +55,8 @@ def test_packed_records_killed_between_write_and_commit_land_once_and_a_bad_line
     written = crash_after_writing(kafka_bootstrap, topic_prefix, chdb_dsn, 120, one_event_per_record=False)
     assert all(ends[last] - (ends[first - 1] if first else 0) >= 120 for first, last in written[:-1])
     written_rows = ends[written[-1][1]]
-    client = open_client(chdb_dsn)
-    try:
-        stored = totals(client)
-        assert stored["raw_rows"] == stored["hourly_requests"] == written_rows - 1, "every good line written"
-    finally:
-        client.close()
+    stored = stored_totals(chdb_dsn)
+    assert stored["raw_rows"] == stored["hourly_requests"] == written_rows - 1, "every good line written"
 
     # A new sink with another batch size re-reads from offset 0 and re-forms the recorded ranges.
     run_sink_to_the_end(settings, kafka_bootstrap)
