@@ -349,6 +349,9 @@ def test_a_packed_record_is_its_lines_and_a_bad_line_is_its_own_dead_letter() ->
     assert [line.value for line in lines] == [good[0], b"{oops", good[1], good[2]], "blank lines are no events"
     assert record_lines(record(3, good[0])) == [record(3, good[0])], "one line: the record itself"
     assert record_lines(record(4, None)) == [record(4, None)]
+    assert record_lines(record(5, b"\n \r\n\n")) == [record(5, b"\n \r\n\n")], "only blank lines: the record"
+    (blank,) = plan_inserts("priced", RangeBatch(OffsetRange("m.usage.priced", 0, 5, 5), [record(5, b"\n \r\n\n")]))
+    assert blank.table == "dlq_events", "a record of nothing but blank lines is dead-lettered, not dropped"
     usage, dlq = plan_inserts("priced", RangeBatch(OffsetRange("m.usage.priced", 0, 9, 9), lines))
     assert [row[USAGE_EVENT_COLUMNS.index("event_id")] for row in usage.rows] == ["e0", "e1", "e2"]
     (values,) = dlq.rows
