@@ -108,6 +108,10 @@ class StreamSettings(_Section):
     ran ~15 % slower than with 10,000."""
     take_within: float = Field(0.2, gt=0)
     """Seconds an agent waits to fill a batch (default 0.2)."""
+    batch_events: int = Field(10_000, ge=1)
+    """Most events one transaction holds (default 10,000): a batch of packed messages holding
+    more commits in several transactions, one after the other, so the sink (which reads
+    committed data only) writes the first while the stream prices the next."""
     fetch_max_wait_ms: int = Field(100, ge=1)
     """Longest the broker holds a fetch of the worker's consumers (stream, sink, alerts) when
     no data is there (default 100 ms; faust's own 1,500 ms delayed messages by over a second

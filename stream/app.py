@@ -32,6 +32,7 @@ from meterline.stream.changelog import read_changelogs
 from meterline.stream.offsets import OffsetTracker, judge_hole, resume_offsets
 from meterline.stream.processor import Pricer, Record, StreamProcessor, TableName, record_headers
 from meterline.stream.source_check import committed_offset, log_start_offsets, records_in_hole
+from meterline.stream.spans import message_events, transaction_spans
 
 if TYPE_CHECKING:
     import faust
@@ -152,22 +153,28 @@ class StreamApp:
 
     # -- the agent ---------------------------------------------------------------------------
     async def _agent(self, stream: Any) -> None:
-        """Process batches; the commit contract of one batch is `_process_batch`'s."""
+        """Process batches, each taken batch in spans of at most `stream.batch_events` events
+        (stream/spans.py), one transaction each; the commit contract of one is `_process_batch`'s.
+        A span that fails is aborted and read again with every span after it."""
         take_max, within = self.settings.stream.take_max, self.settings.stream.take_within
-        async for events in stream.take_events(take_max, within=within):
-            try:
-                if not self._restored:
-                    await self._restore()
-                records = await self._process_batch(stream, events)
-            except Exception as exc:  # noqa: BLE001 - whatever failed aborts the batch; it is read again
-                await self._batch_failed(events, exc)
-                continue
-            except BaseException:
-                faust_fence.disarm(events)  # cancelled (stopping): commit nothing of it
-                raise
-            self.failing_batches = 0
-            if records:
-                self._update_lag(records)
+        most_events = self.settings.stream.batch_events
+        async for taken in stream.take_events(take_max, within=within):
+            sizes = [message_events(event.message.value) for event in taken]
+            for span in transaction_spans(sizes, most_events):
+                events, rest = taken[span.start : span.stop], taken[span.start :]
+                try:
+                    if not self._restored:
+                        await self._restore()
+                    records = await self._process_batch(stream, events)
+                except Exception as exc:  # noqa: BLE001 - whatever failed aborts the batch; it is read again
+                    await self._batch_failed(rest, exc)
+                    break
+                except BaseException:
+                    faust_fence.disarm(rest)  # cancelled (stopping): commit nothing of it
+                    raise
+                self.failing_batches = 0
+                if records:
+                    self._update_lag(records)
 
     async def _batch_failed(self, events: Sequence[EventT], exc: Exception) -> None:
         """Abort the batch, then read it again from its partitions' committed offsets with a

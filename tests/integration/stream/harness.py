@@ -153,6 +153,17 @@ def produce_events(producer: KafkaProducer, topic: str, events: Iterable[UsageEv
     return n
 
 
+def produce_packed_events(producer: KafkaProducer, topic: str, events: list[UsageEvent], per_message: int) -> int:
+    """`events` in order, `per_message` of them to a message as JSON Lines (all of one team, the
+    message's key), as a packing producer sends them; returns the messages produced."""
+    messages = [events[start : start + per_message] for start in range(0, len(events), per_message)]
+    for pack in messages:
+        assert len({e.team for e in pack}) == 1, "a packed message holds events of one team"
+        producer.send(topic, key=pack[0].team.encode(), value=b"\n".join(e.to_json_bytes() for e in pack))
+    producer.flush()
+    return len(messages)
+
+
 def event(
     n: int, *, team: str = "ml", at: datetime | None = None, event_id: str | None = None, **kw: Any
 ) -> UsageEvent:

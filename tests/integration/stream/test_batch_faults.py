@@ -17,7 +17,14 @@ from meterline.faults import FAULT_POINTS
 from meterline.messages import BudgetState, PricedEvent
 from meterline.pricing import PriceCatalog
 from meterline.settings import Settings
-from tests.integration.stream.harness import Reader, WorkerProcess, event, make_producer, produce_events
+from tests.integration.stream.harness import (
+    Reader,
+    WorkerProcess,
+    event,
+    make_producer,
+    produce_events,
+    produce_packed_events,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -138,3 +145,91 @@ def test_a_batch_failing_every_attempt_stops_the_worker_with_nothing_of_it_commi
         priced.close()
         producer.close()
         assert second.stop() == 0
+
+
+# -- a taken batch committed in spans (stream.batch_events) -----------------------------------
+PER_MESSAGE = 10
+SPAN_MESSAGES = 3
+PACKED_TOML = f"""
+[stream]
+take_max = 50
+take_within = 1.0
+batch_events = {PER_MESSAGE * SPAN_MESSAGES}
+
+[[budgets]]
+team = "ml"
+name = "daily"
+limit_usd = "1000"
+period = "day"
+thresholds = [50]
+"""
+"""40 packed messages of 10 events, all in the topic before the worker starts: its first take
+holds them all (take_within 1 s), committed in spans of 3 messages (30 events). The points
+below are reached once per span (one partition), so `point:3` fails the third span."""
+
+
+@pytest.mark.parametrize("point", ["before_commit", "after_commit"])
+def test_a_failing_span_of_a_taken_batch_leaves_the_spans_before_it_committed_and_nothing_after(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, point: str
+) -> None:
+    events = [event(i, team="ml") for i in range(EVENTS)]
+    catalog = PriceCatalog.load(Settings().pricing)
+    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    usage = f"{topic_prefix}usage"
+    producer = make_producer(kafka_bootstrap)
+    messages = produce_packed_events(producer, usage, events, PER_MESSAGE)
+    first = WorkerProcess(
+        kafka_bootstrap,
+        topic_prefix,
+        tmp_path,
+        toml=PACKED_TOML,
+        env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3", "METERLINE_STREAM__BATCH_ATTEMPTS": "1"},
+    ).start()
+    assert wait_exit(first) == 1
+    assert "injected fault at " + point in first.log(full=True)
+
+    # Two spans committed (three when the fault came after the third one's commit); the
+    # failing span and every span after it in the same take are in no output.
+    spans_committed = 3 if point == "after_commit" else 2
+    committed = committed_offset(kafka_bootstrap, f"{topic_prefix}stream", usage)
+    assert committed == spans_committed * SPAN_MESSAGES
+    priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
+    assert priced_ids(priced) == Counter({e.event_id: 1 for e in events[: committed * PER_MESSAGE]})
+
+    second_dir = tmp_path / "restart"
+    second_dir.mkdir()
+    second = WorkerProcess(kafka_bootstrap, topic_prefix, second_dir, toml=PACKED_TOML).start()
+    try:
+        assert_counted_once(kafka_bootstrap, topic_prefix, priced, events, total)
+        assert committed_offset(kafka_bootstrap, f"{topic_prefix}stream", usage) == messages
+    finally:
+        priced.close()
+        producer.close()
+        assert second.stop() == 0
+
+
+@pytest.mark.parametrize("point", ["after_flush", "before_commit"])
+def test_a_failing_span_is_read_again_with_the_rest_of_its_take(
+    kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, point: str
+) -> None:
+    """One fault in the third span: it and the spans after it are read again; every event
+    counts once and the worker keeps running."""
+    events = [event(i, team="ml") for i in range(EVENTS)]
+    catalog = PriceCatalog.load(Settings().pricing)
+    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    producer = make_producer(kafka_bootstrap)
+    produce_packed_events(producer, f"{topic_prefix}usage", events, PER_MESSAGE)
+    worker = WorkerProcess(
+        kafka_bootstrap, topic_prefix, tmp_path, toml=PACKED_TOML, env={"METERLINE_STREAM__INJECT_FAULTS": f"{point}:3"}
+    ).start()
+    priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
+    try:
+        assert_counted_once(kafka_bootstrap, topic_prefix, priced, events, total)
+        assert worker.metric("meterline_stream_batches_failed_total") == 1
+        # Every span commits on its own: the 40 messages took at least 14 transactions.
+        assert worker.metric("meterline_stream_batches_total") >= -(-len(events) // (PER_MESSAGE * SPAN_MESSAGES))
+        assert worker.proc is not None and worker.proc.poll() is None
+    finally:
+        priced.close()
+        producer.close()
+        assert worker.stop() == 0
