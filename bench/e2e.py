@@ -8,6 +8,10 @@ Three figures, all on this one machine (producer, broker and worker share its co
 1. sustained events/s: a backlog of realistic events is emitted with UsageProducer as fast as
    it goes, and the worker's /sql endpoint is polled until every distinct event is stored;
    figure = distinct events / (first emit -> last row counted in ClickHouse).
+1b. drain events/s: the worker's processes are paused (SIGSTOP) while another backlog of the
+   same shape is emitted, then resumed; figure = distinct events / (resume -> last row counted):
+   the conditions bench/peer.py runs in (every event in Kafka before it starts, no producer
+   beside it), so meterline / peer compares like with like.
 2. emit -> queryable at a fixed offered rate (default 10,000 events/s; if the pipeline did not
    sustain that in step 1, half of what it sustained, said so in the output). Per event:
    usage_events.written_at (DEFAULT now64(3), stamped by ClickHouse when the sink's synchronous
@@ -22,7 +26,8 @@ Three figures, all on this one machine (producer, broker and worker share its co
    packed messages sent straight to Kafka; the highest rate kept up with (p99 emit -> queryable
    <= 1 s, lag at the step's end at most one second of its rate).
 5. with --with-peer, bench/peer.py (the plain pipeline without guarantees) on step 1's records,
-   the worker stopped first, and meterline / peer as a ratio.
+   the worker stopped first, and meterline / peer as a ratio (step 1b's rate / the peer's; step
+   1's, with the producer running beside the pipeline, is printed too).
 Goals: >= 50,000 events/s sustained and kept up with; p99 emit->queryable <= 1 s; p99
 crossing->Slack <= 5 s; meterline ahead of the plain pipeline.
 """
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -275,6 +281,44 @@ def throughput_phase(
         "producer_acked_events_per_s": round(len(events) / max(1e-9, acked - began), 1),
         "cpu": usage,
         "timeline": timeline,
+    }
+
+
+def drain_phase(
+    producer: UsageProducer, worker: Worker, events: list[UsageEvent], paused: list[int], cpu: CpuWindow
+) -> dict[str, Any]:
+    """Step 1b: the worker's processes stopped (SIGSTOP) while the backlog is emitted, then
+    resumed; figure = distinct events / (resume -> last row counted). The same conditions as
+    bench/peer.py's: every event already in Kafka, no producer running beside the pipeline."""
+    distinct = len({e.event_id for e in events})
+    baseline = worker.count(PHASE1_WHERE)
+    with console.status(f"step 1b: emitting {len(events):,} events with the worker paused"):
+        for pid in paused:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            for event in events:
+                producer.emit(event)
+            producer.flush(300)
+        finally:
+            for pid in paused:
+                os.kill(pid, signal.SIGCONT)
+    cpu.start()
+    resumed = time.time()
+    poller = CountPoller(worker, PHASE1_WHERE, 0.25).start()
+    with console.status(f"step 1b: the worker draining {len(events):,} events already in Kafka"):
+        done = poller.wait_for(baseline + distinct, timeout=max(120.0, distinct / 2_000))
+    poller.stop()
+    usage = cpu.stop()
+    stored = poller.last - baseline
+    finish = next((t for t, c in poller.samples if c >= baseline + distinct), poller.samples[-1][0])
+    return {
+        "events_emitted": len(events),
+        "distinct_events": distinct,
+        "stored": stored,
+        "complete": done,
+        "events_per_s": round(stored / max(1e-9, finish - resumed), 1),
+        "seconds_resume_to_last_stored": round(finish - resumed, 2),
+        "cpu": usage,
     }
 
 
@@ -596,6 +640,19 @@ def main() -> None:
             f"step 1: {step1['stored']:,} of {step1['distinct_events']:,} distinct events stored at "
             f"{step1['events_per_s']:,.0f} events/s (steady {step1['steady_events_per_s_20_to_80_percent']:,.0f}/s)"
         )
+        with console.status(f"generating {args.events:,} events for the drain (step 1b)"):
+            drained = generate_events(seed=6, teams=PHASE1_TEAMS, start=start, count=args.events, rate=args.rate)
+        step1b = drain_phase(
+            producer,
+            worker,
+            drained,
+            [pid for name, pid in pids.items() if name in ("worker", SIDECAR)],
+            CpuWindow(pids, worker.pid),
+        )
+        console.print(
+            f"step 1b: {step1b['stored']:,} of {step1b['distinct_events']:,} pre-produced events drained at "
+            f"{step1b['events_per_s']:,.0f} events/s"
+        )
         rate, notes = args.rate, []
         if step1["events_per_s"] < args.rate and not args.force_rate:
             rate = max(500, int(step1["events_per_s"] * FALLBACK_SHARE) // 500 * 500)
@@ -675,8 +732,8 @@ def main() -> None:
         goals.insert(
             1,
             goal(
-                "meterline / plain pipeline (step 1 rate / peer rate)",
-                step1["events_per_s"] / peer["events_per_s"],
+                "meterline / plain pipeline (both draining a backlog in Kafka: step 1b / peer)",
+                step1b["events_per_s"] / peer["events_per_s"],
                 1,
                 True,
                 "x",
@@ -688,6 +745,17 @@ def main() -> None:
     if SIDECAR in cores:
         worker_cpu += f" stream + {cores[SIDECAR]:.0f}% sink and alerts"
     context_rows = [
+        ("drain events/s (step 1b: backlog in Kafka, then the worker resumed)", f"{step1b['events_per_s']:,.0f} ev/s"),
+        *(
+            (
+                (
+                    "meterline / plain pipeline, step 1 (producer running) / peer",
+                    f"{step1['events_per_s'] / peer['events_per_s']:.2f} x",
+                ),
+            )
+            if peer
+            else ()
+        ),
         ("steady events/s (20%-80% of backlog)", f"{step1['steady_events_per_s_20_to_80_percent']:,.0f} ev/s"),
         ("stream read events/s (step 1, /metrics events_in)", f"{step1['stream_events_per_s']:,.0f} ev/s"),
         ("producer acked events/s (step 1)", f"{step1['producer_acked_events_per_s']:,.0f} ev/s"),
@@ -760,6 +828,7 @@ def main() -> None:
         },
         "figures": {
             "throughput": step1,
+            "drain": step1b,
             "emit_to_queryable": {
                 **queryable,
                 "all_stored": step2["all_stored"],
