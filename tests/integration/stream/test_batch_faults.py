@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from meterline.events import UsageEvent
 from meterline.faults import FAULT_POINTS
@@ -29,11 +29,7 @@ from tests.integration.stream.harness import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EVENTS = 400
-TOML = """
-[stream]
-take_max = 50
-take_within = 0.05
-
+BUDGET_TOML = """
 [[budgets]]
 team = "ml"
 name = "daily"
@@ -41,6 +37,14 @@ limit_usd = "1000"
 period = "day"
 thresholds = [50]
 """
+TOML = (
+    """
+[stream]
+take_max = 50
+take_within = 0.05
+"""
+    + BUDGET_TOML
+)
 
 
 def committed_offset(bootstrap: str, group: str, topic: str) -> int:
@@ -78,15 +82,45 @@ def priced_ids(reader: Reader) -> Counter[str]:
     return Counter(PricedEvent.model_validate_json(r.value).event_id for r in reader.settle(quiet=2))
 
 
+def ml_events() -> tuple[list[UsageEvent], Decimal]:
+    """EVENTS events of team ml and what they cost in all, priced by the default catalog."""
+    events = [event(i, team="ml") for i in range(EVENTS)]
+    catalog = PriceCatalog.load(Settings().pricing)
+    return events, sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+
+
+def restart_counts_once(
+    bootstrap: str,
+    prefix: str,
+    tmp_path: Path,
+    toml: str,
+    priced: Reader,
+    producer: KafkaProducer,
+    events: list[UsageEvent],
+    total: Decimal,
+    messages: int,
+) -> None:
+    """A new worker without the fault prices every event once, spends exactly `total` and
+    commits every one of the `messages`; closes `priced` and `producer`."""
+    second_dir = tmp_path / "restart"
+    second_dir.mkdir()
+    second = WorkerProcess(bootstrap, prefix, second_dir, toml=toml).start()
+    try:
+        assert_counted_once(bootstrap, prefix, priced, events, total)
+        assert committed_offset(bootstrap, f"{prefix}stream", f"{prefix}usage") == messages
+    finally:
+        priced.close()
+        producer.close()
+        assert second.stop() == 0
+
+
 @pytest.mark.parametrize("point", FAULT_POINTS)
 def test_a_batch_that_fails_at_any_step_is_aborted_and_read_again(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, point: str
 ) -> None:
     """One fault: the worker aborts the batch, rebuilds its state and reads it again; every
     event counts once and the worker never stops."""
-    events = [event(i, team="ml") for i in range(EVENTS)]
-    catalog = PriceCatalog.load(Settings().pricing)
-    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    events, total = ml_events()
     usage = f"{topic_prefix}usage"
     producer = make_producer(kafka_bootstrap)
     worker = WorkerProcess(
@@ -110,9 +144,7 @@ def test_a_batch_that_fails_at_any_step_is_aborted_and_read_again(
 def test_a_batch_failing_every_attempt_stops_the_worker_with_nothing_of_it_committed(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, point: str
 ) -> None:
-    events = [event(i, team="ml") for i in range(EVENTS)]
-    catalog = PriceCatalog.load(Settings().pricing)
-    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    events, total = ml_events()
     usage = f"{topic_prefix}usage"
     producer = make_producer(kafka_bootstrap)
     # Every event is a message of the one partition: offset i holds events[i].
@@ -135,34 +167,21 @@ def test_a_batch_failing_every_attempt_stops_the_worker_with_nothing_of_it_commi
     assert committed < EVENTS, "every batch committed: the fault proved nothing"
 
     # A restart without the fault counts every event once and the budget exactly.
-    second_dir = tmp_path / "restart"
-    second_dir.mkdir()
-    second = WorkerProcess(kafka_bootstrap, topic_prefix, second_dir, toml=TOML).start()
-    try:
-        assert_counted_once(kafka_bootstrap, topic_prefix, priced, events, total)
-        assert committed_offset(kafka_bootstrap, f"{topic_prefix}stream", usage) == EVENTS
-    finally:
-        priced.close()
-        producer.close()
-        assert second.stop() == 0
+    restart_counts_once(kafka_bootstrap, topic_prefix, tmp_path, TOML, priced, producer, events, total, EVENTS)
 
 
 # -- a taken batch committed in spans (stream.batch_events) -----------------------------------
 PER_MESSAGE = 10
 SPAN_MESSAGES = 3
-PACKED_TOML = f"""
+PACKED_TOML = (
+    f"""
 [stream]
 take_max = 50
 take_within = 1.0
 batch_events = {PER_MESSAGE * SPAN_MESSAGES}
-
-[[budgets]]
-team = "ml"
-name = "daily"
-limit_usd = "1000"
-period = "day"
-thresholds = [50]
 """
+    + BUDGET_TOML
+)
 """40 packed messages of 10 events, all in the topic before the worker starts: its first take
 holds them all (take_within 1 s), committed in spans of 3 messages (30 events). The points
 below are reached once per span (one partition), so `point:3` fails the third span."""
@@ -172,9 +191,7 @@ below are reached once per span (one partition), so `point:3` fails the third sp
 def test_a_failing_span_of_a_taken_batch_leaves_the_spans_before_it_committed_and_nothing_after(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, point: str
 ) -> None:
-    events = [event(i, team="ml") for i in range(EVENTS)]
-    catalog = PriceCatalog.load(Settings().pricing)
-    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    events, total = ml_events()
     usage = f"{topic_prefix}usage"
     producer = make_producer(kafka_bootstrap)
     messages = produce_packed_events(producer, usage, events, PER_MESSAGE)
@@ -196,16 +213,7 @@ def test_a_failing_span_of_a_taken_batch_leaves_the_spans_before_it_committed_an
     priced = Reader(kafka_bootstrap, f"{topic_prefix}usage.priced")
     assert priced_ids(priced) == Counter({e.event_id: 1 for e in events[: committed * PER_MESSAGE]})
 
-    second_dir = tmp_path / "restart"
-    second_dir.mkdir()
-    second = WorkerProcess(kafka_bootstrap, topic_prefix, second_dir, toml=PACKED_TOML).start()
-    try:
-        assert_counted_once(kafka_bootstrap, topic_prefix, priced, events, total)
-        assert committed_offset(kafka_bootstrap, f"{topic_prefix}stream", usage) == messages
-    finally:
-        priced.close()
-        producer.close()
-        assert second.stop() == 0
+    restart_counts_once(kafka_bootstrap, topic_prefix, tmp_path, PACKED_TOML, priced, producer, events, total, messages)
 
 
 @pytest.mark.parametrize("point", ["after_flush", "before_commit"])
@@ -214,9 +222,7 @@ def test_a_failing_span_is_read_again_with_the_rest_of_its_take(
 ) -> None:
     """One fault in the third span: it and the spans after it are read again; every event
     counts once and the worker keeps running."""
-    events = [event(i, team="ml") for i in range(EVENTS)]
-    catalog = PriceCatalog.load(Settings().pricing)
-    total = sum((catalog.price_event(e).cost_usd for e in events), Decimal(0))
+    events, total = ml_events()
     producer = make_producer(kafka_bootstrap)
     produce_packed_events(producer, f"{topic_prefix}usage", events, PER_MESSAGE)
     worker = WorkerProcess(
