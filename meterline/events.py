@@ -11,14 +11,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     StringConstraints,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 from uuid6 import uuid7
 
 SCHEMA_VERSION: Final = 1
@@ -43,7 +45,13 @@ a clock or a producer bug, not a model call."""
 
 # RFC 3339 date-time: seconds required, offset required (`Z` or `+hh:mm`); pydantic alone
 # would also take unix numbers, missing seconds and `+hhmm`, which other producers must not send.
-_RFC3339_RE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+_RFC3339 = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+_RFC3339_RE = re.compile(_RFC3339)
+RFC3339_MESSAGE = (
+    "occurred_at must be an RFC 3339 timestamp with an offset, "
+    "e.g. 2025-05-01T12:30:00Z or 2025-05-01T14:30:00.123+02:00"
+)
+RANGE_MESSAGE = "occurred_at is outside the accepted range 2000-01-01T00:00:00Z <= occurred_at < 2100-01-01T00:00:00Z"
 
 
 def new_event_id() -> str:
@@ -57,22 +65,80 @@ def _rfc3339_only(value: Any) -> Any:
         return value
     if isinstance(value, str):
         if _RFC3339_RE.fullmatch(value) is None:
-            raise ValueError(
-                "occurred_at must be an RFC 3339 timestamp with an offset, "
-                "e.g. 2025-05-01T12:30:00Z or 2025-05-01T14:30:00.123+02:00"
-            )
+            raise ValueError(RFC3339_MESSAGE)
         return value
     raise ValueError("occurred_at must be an RFC 3339 string (or a timezone-aware datetime)")
+
+
+SCHEMA_VERSION_MESSAGE = "schema_version must be the integer 1"
 
 
 def _exact_int(value: Any) -> Any:
     """Refuse `true` and `1.0` where the literal 1 is meant (pydantic's Literal takes both)."""
     if type(value) is not int:
-        raise ValueError("schema_version must be the integer 1")
+        raise ValueError(SCHEMA_VERSION_MESSAGE)
     return value
 
 
-OccurredAt = Annotated[AwareDatetime, BeforeValidator(_rfc3339_only)]
+class _SchemaVersionSchema:
+    """`schema_version`: the integer 1, never `true` or `1.0` (pydantic's Literal takes both).
+    From JSON a strict integer, then the literal, inside pydantic-core; from Python `_exact_int`."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        one = core_schema.literal_schema([SCHEMA_VERSION])
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.custom_error_schema(
+                core_schema.chain_schema([core_schema.int_schema(strict=True), one]),
+                "schema_version",
+                custom_error_message=SCHEMA_VERSION_MESSAGE,
+            ),
+            python_schema=core_schema.no_info_before_validator_function(_exact_int, one),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return handler(core_schema.literal_schema([SCHEMA_VERSION]))
+
+
+class _OccurredAtSchema:
+    """`occurred_at`: an aware RFC 3339 moment in [OCCURRED_AT_MIN, OCCURRED_AT_MAX).
+
+    From JSON (the stream's hot path) every step runs inside pydantic-core, no Python call
+    per event: a JSON string matching the RFC 3339 pattern, parsed as an aware datetime,
+    then the range, compared as aware datetimes (no conversion, so no overflow at the year
+    9999's edge). From Python (SDK callers) a datetime or such a string is taken."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        aware = core_schema.datetime_schema(tz_constraint="aware")
+        in_range = core_schema.custom_error_schema(
+            core_schema.datetime_schema(ge=OCCURRED_AT_MIN, lt=OCCURRED_AT_MAX),
+            "occurred_at_range",
+            custom_error_message=RANGE_MESSAGE,
+        )
+        rfc3339_text = core_schema.custom_error_schema(
+            core_schema.str_schema(pattern=f"^(?:{_RFC3339})$", strict=True),
+            "rfc3339",
+            custom_error_message=RFC3339_MESSAGE,
+        )
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.chain_schema([rfc3339_text, aware, in_range]),
+            python_schema=core_schema.chain_schema(
+                [core_schema.no_info_before_validator_function(_rfc3339_only, aware), in_range]
+            ),
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"format": "date-time", "type": "string"}
+
+
+OccurredAt = Annotated[datetime, _OccurredAtSchema]
 
 
 class UsageEvent(BaseModel):
@@ -82,7 +148,7 @@ class UsageEvent(BaseModel):
 
     event_id: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(default_factory=new_event_id)
     occurred_at: OccurredAt
-    schema_version: Annotated[Literal[1], BeforeValidator(_exact_int)] = SCHEMA_VERSION
+    schema_version: Annotated[Literal[1], _SchemaVersionSchema] = SCHEMA_VERSION
     team: TeamName
     project: ShortText | None = None
     app: ShortText | None = None
@@ -104,12 +170,6 @@ class UsageEvent(BaseModel):
 
     @model_validator(mode="after")
     def _token_relations(self) -> UsageEvent:
-        # Compared as aware datetimes: no conversion, so no overflow at the year 9999's edge.
-        if not OCCURRED_AT_MIN <= self.occurred_at < OCCURRED_AT_MAX:
-            raise ValueError(
-                f"occurred_at {self.occurred_at.isoformat()} is outside the accepted range "
-                "2000-01-01T00:00:00Z <= occurred_at < 2100-01-01T00:00:00Z"
-            )
         if self.cache_read_tokens + self.cache_write_tokens > self.input_tokens:
             raise ValueError(
                 "cache_read_tokens + cache_write_tokens must not exceed input_tokens "

@@ -136,11 +136,12 @@ class BudgetBook:
             if budget.period == "rolling":
                 minute_start(minute_of(charge.occurred_at))
                 continue
-            period = self._last_period.get(budget.key)
+            key = budget.key
+            period = self._last_period.get(key)
             if period is None or not period.start <= charge.occurred_at < period.end:
                 period = calendar_period(charge.occurred_at, budget.period, budget.timezone)
                 previous_period(period, budget.period, budget.timezone)
-                self._last_period[budget.key] = period
+                self._last_period[key] = period
 
     def apply(self, charges: Iterable[Charge], fired_at: datetime) -> BookChanges:
         """Add a batch of charges; return the cells, fired entries, states and alerts it causes."""
@@ -152,18 +153,20 @@ class BudgetBook:
             for budget in self.by_team.get(charge.team, ()):
                 if not _matches(budget, charge):
                     continue
-                budgets[budget.key] = budget
+                key = budget.key  # a property: read once per charge (the stream's hot path)
+                budgets[key] = budget
                 if budget.period == "rolling":
-                    rolling[budget.key].append(charge)
+                    rolling[key].append(charge)
                     continue
-                period = self._last_period.get(budget.key)
+                period = self._last_period.get(key)
                 if period is None or not period.start <= charge.occurred_at < period.end:
                     # Most events of a batch share a period: find it once, not per event.
-                    period = self._last_period[budget.key] = calendar_period(
+                    period = self._last_period[key] = calendar_period(
                         charge.occurred_at, budget.period, budget.timezone
                     )
-                calendar[(budget.key, period.key)].append(charge)
-                periods[(budget.key, period.key)] = period
+                cell = (key, period.key)
+                calendar[cell].append(charge)
+                periods[cell] = period
         changes = BookChanges()
         for (key, period_key), batch in calendar.items():
             self._apply_calendar(budgets[key], periods[(key, period_key)], batch, fired_at, changes)

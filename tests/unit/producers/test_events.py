@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from meterline.events import CLOUDEVENTS_TYPE, UsageEvent, usage_event_json_schema
+from meterline.events import CLOUDEVENTS_TYPE, OCCURRED_AT_MAX, OCCURRED_AT_MIN, UsageEvent, usage_event_json_schema
 from meterline.producers.cli import schema_text
 
 REPO = Path(__file__).resolve().parents[3]
@@ -252,3 +252,86 @@ def test_junk_documents_raise_only_validation_errors(junk: Any) -> None:
         UsageEvent.from_json_bytes(raw)
     except ValidationError:
         pass
+
+
+# -- occurred_at: the wire path (checked inside pydantic-core) and the Python path agree ---------
+def _timestamp_texts() -> st.SearchStrategy[str]:
+    """Moments written every way a producer might, RFC 3339 or almost: separators, case,
+    0-11 fraction digits, offsets in and out of range, the accepted range's edges."""
+    two = st.integers(min_value=0, max_value=99).map(lambda n: f"{n:02d}")
+    year = st.sampled_from(["1999", "2000", "2024", "2025", "2099", "2100", "0001", "9999"])
+    fraction = st.one_of(st.just(""), st.text("0123456789", min_size=0, max_size=11).map(lambda d: "." + d))
+    offset = st.one_of(
+        st.sampled_from(["Z", "z", "", "+00:00", "-00:00", "+0200", "+02", "+23:59", "-23:59", "+24:00"]),
+        st.tuples(st.sampled_from("+-"), two, two).map(lambda t: f"{t[0]}{t[1]}:{t[2]}"),
+    )
+    return st.tuples(year, two, two, st.sampled_from("Tt x"), two, two, two, fraction, offset).map(
+        lambda p: f"{p[0]}-{p[1]}-{p[2]}{p[3]}{p[4]}:{p[5]}:{p[6]}{p[7]}{p[8]}"
+    )
+
+
+EDGE_TIMES = [
+    "2000-01-01T00:00:00Z",
+    "1999-12-31T23:59:59.999999Z",
+    "2000-01-01T01:00:00+02:00",  # 1999-12-31T23:00Z
+    "2099-12-31T23:59:59.999999Z",
+    "2099-12-31T23:00:00-02:00",  # 2100-01-01T01:00Z
+    "2100-01-01T00:00:00Z",
+    "9999-12-31T23:59:59-23:59",
+    "0001-01-01T00:00:00+23:59",
+    "2024-02-29T00:00:00Z",
+    "2023-02-29T00:00:00Z",
+    "2025-01-01T00:00:60Z",
+    "2025-01-01T00:00:00.123456789Z",
+]
+
+
+def _outcome(parse: Any) -> tuple[Any, ...]:
+    try:
+        event = parse()
+    except ValidationError:
+        return ("refused",)
+    return ("taken", event.occurred_at, event.occurred_at.utcoffset(), event.to_json_bytes())
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.sampled_from(EDGE_TIMES), _timestamp_texts()))
+def test_the_wire_and_python_paths_take_and_refuse_the_same_timestamps(text: str) -> None:
+    wire = _outcome(lambda: UsageEvent.from_json_bytes(orjson.dumps({**BASE, "event_id": "e", "occurred_at": text})))
+    python = _outcome(lambda: make(event_id="e", occurred_at=text))
+    assert wire == python
+    if wire[0] == "taken":
+        assert OCCURRED_AT_MIN <= wire[1] < OCCURRED_AT_MAX
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2000-01-01T00:00:00Z", datetime(2000, 1, 1, tzinfo=UTC)),
+        ("1999-12-31T23:59:59.999999Z", None),
+        ("2000-01-01T01:00:00+02:00", None),
+        ("2099-12-31T23:59:59.999999Z", datetime(2099, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2099-12-31T23:00:00-02:00", None),
+        ("2025-01-01 00:00:00z", datetime(2025, 1, 1, tzinfo=UTC)),
+        ("2025-01-01T05:30:00.123456789+05:30", datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC)),
+    ],
+)
+def test_the_accepted_range_and_rfc3339_spellings_on_the_wire(text: str, moment: datetime | None) -> None:
+    raw = orjson.dumps({**BASE, "occurred_at": text})
+    if moment is not None:
+        assert UsageEvent.from_json_bytes(raw).occurred_at == moment
+        return
+    with pytest.raises(ValidationError, match="outside the accepted range"):
+        UsageEvent.from_json_bytes(raw)
+
+
+def test_wire_refusals_of_occurred_at_and_schema_version_say_what_to_send() -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"occurred_at": "2025-05-01T12:30:00"}, "RFC 3339 timestamp with an offset"),
+        ({"occurred_at": 1746102600}, "RFC 3339 timestamp with an offset"),
+        ({"schema_version": True}, "schema_version must be the integer 1"),
+        ({"schema_version": 1.0}, "schema_version must be the integer 1"),
+    ]
+    for changes, says in cases:
+        with pytest.raises(ValidationError, match=says):
+            UsageEvent.from_json_bytes(orjson.dumps({**BASE, **changes}))
