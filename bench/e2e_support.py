@@ -111,6 +111,16 @@ def thread_cpu_seconds(pid: int) -> Counter[str]:
     return totals
 
 
+JIT_THREAD_PREFIXES = ("C1 CompilerThre", "C2 CompilerThre")
+"""HotSpot's JIT compiler threads as /proc names them (15 characters): a freshly started broker
+spends seconds of CPU in them while its hot paths compile, CPU the pipeline beside it lacks."""
+
+
+def jit_cpu_seconds(pid: int) -> float:
+    """CPU seconds a JVM's JIT compiler threads have used so far; 0 for a process without them."""
+    return sum(seconds for name, seconds in thread_cpu_seconds(pid).items() if name.startswith(JIT_THREAD_PREFIXES))
+
+
 def machine_busy_seconds() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -125,16 +135,20 @@ class CpuWindow:
 
     pids: dict[str, int]
     worker_pid: int
+    broker_pid: int | None = None
+    """The broker's JVM when the bench started it: its JIT compiling is reported apart."""
     started: float = 0.0
     before: dict[str, float] = field(default_factory=dict)
     threads_before: Counter[str] = field(default_factory=Counter)
     machine_before: tuple[float, float] = (0.0, 0.0)
+    jit_before: float = 0.0
 
     def start(self) -> CpuWindow:
         self.started = time.monotonic()
         self.before = {name: process_cpu_seconds(pid) for name, pid in self.pids.items()}
         self.threads_before = thread_cpu_seconds(self.worker_pid)
         self.machine_before = machine_busy_seconds()
+        self.jit_before = jit_cpu_seconds(self.broker_pid) if self.broker_pid else 0.0
         return self
 
     def stop(self) -> dict[str, Any]:
@@ -149,12 +163,16 @@ class CpuWindow:
         top = {name: round(100 * seconds / wall, 1) for name, seconds in threads.most_common(6) if seconds > 0}
         busy, total = machine_busy_seconds()
         machine_busy = 100 * (busy - self.machine_before[0]) / max(1e-9, total - self.machine_before[1])
-        return {
+        usage: dict[str, Any] = {
             "seconds": round(wall, 1),
             "percent_of_one_core": processes,
             "worker_threads_percent_of_one_core": top,
             "machine_busy_percent_of_all_cores": round(machine_busy, 1),
         }
+        if self.broker_pid:
+            jit = jit_cpu_seconds(self.broker_pid) - self.jit_before
+            usage["broker_jit_percent_of_one_core"] = round(100 * jit / wall, 1)
+        return usage
 
 
 # -- a Slack double ---------------------------------------------------------------------------
