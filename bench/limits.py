@@ -309,8 +309,8 @@ def main() -> None:
         with console.status(f"building {args.events:,} events in packed messages"):
             messages = packed_messages(args.events)
             catalog = PriceCatalog.load(PricingSettings())
-        # The garbage collector as the worker's processes run it: without this the per-event
-        # path measured 25-29 µs an event instead of 21-24, collecting the lines it keeps.
+        # The garbage collector as the worker's processes run it, so the per-event path is
+        # measured under the stream's settings (the A/B of it here was inside the machine's drift).
         tune_for_service()
         events = len(messages) * EVENTS_PER_MESSAGE
         parts_left: list[int] = []
@@ -334,8 +334,7 @@ def main() -> None:
             with console.status(f"{step}: chDB inserts"):
                 inserted, parts = chdb_inserts([line for _, line in priced], folder)
                 runs["chdb_insert"].append(inserted)
-            # Not kept into the next run: 200,000 live lines more made the collector's passes
-            # longer there, and the per-event path slower from run to run (27 -> 33 µs).
+            # Not kept into the next run: each run starts with the same live objects.
             del priced, records
             if warming:
                 for part, count in taken.items():
